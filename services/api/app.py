@@ -1,0 +1,42 @@
+"""The FastAPI application factory: a thin intake in front of the domain services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.api import errors
+from services.api.limits import BodySizeLimit
+from services.api.routes import challenges, health, tokens
+from services.core.bootstrap import build_context
+from services.core.context import Context
+from services.core.settings import Settings
+
+ROUTERS = (health.router, tokens.router, challenges.router)
+
+
+def create_app(settings: Settings | None = None, ctx: Context | None = None) -> FastAPI:
+    if ctx is None:
+        ctx = build_context(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        close = getattr(ctx.dispatcher, "close", None)
+        if callable(close):
+            close()
+
+    app = FastAPI(
+        title="twofa",
+        version="1.0.0",
+        description="Second factors (TOTP, SMS, privacyIDEA-compatible PUSH) as a service.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
+    return app

@@ -1,0 +1,57 @@
+"""Request-scoped dependencies: the process Context, a unit of work, the caller's key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from fastapi.exceptions import HTTPException
+
+from services.core import apikeys
+from services.core.context import Context
+from services.core.models import ApiKey
+from services.core.uow import UnitOfWork
+
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$"
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+def get_ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def get_uow(
+    ctx: Annotated[Context, Depends(get_ctx)],
+    x_correlation_id: Annotated[str | None, Header()] = None,
+) -> Iterator[UnitOfWork]:
+    correlation = x_correlation_id if x_correlation_id and _CORRELATION.match(x_correlation_id) else None
+    with ctx.uow(correlation) as uow:
+        yield uow
+
+
+def require(scope: str) -> Callable[..., ApiKey]:
+    """The caller's API key, if it is live and holds ``scope`` (or ``admin``)."""
+
+    def dependency(
+        ctx: Annotated[Context, Depends(get_ctx)],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> ApiKey:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
+        with ctx.sessions() as session:
+            key = apikeys.authenticate(session, authorization[7:].strip())
+        if key is None:
+            raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
+        if scope not in key.scope_set and "admin" not in key.scope_set:
+            raise HTTPException(403, f"this API key lacks the {scope!r} scope")
+        return key
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
+
+
+Ctx = Annotated[Context, Depends(get_ctx)]
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+UserId = Annotated[str, Path(pattern=USER_ID_PATTERN, max_length=128)]

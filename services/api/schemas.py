@@ -1,0 +1,100 @@
+"""Request and response bodies of the v1 API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.core.clock import as_utc
+from services.core.models import Token
+
+Code = Field(min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrollIn(Strict):
+    type: Literal["totp", "sms", "push"]
+    description: str = Field(min_length=1, max_length=64)
+    phone: str | None = Field(None, min_length=3, max_length=32)
+
+
+class CodeIn(Strict):
+    code: str = Code
+
+
+class DeleteIn(Strict):
+    code: str | None = Code
+    verify_token_id: uuid.UUID | None = None
+
+
+class TokenOut(BaseModel):
+    id: uuid.UUID
+    type: str
+    description: str
+    state: str
+    serial: str | None = None
+    phone: str | None = None
+    created_at: datetime
+    activated_at: datetime | None = None
+    last_used_at: datetime | None = None
+    locked: bool = False
+
+    @classmethod
+    def of(cls, token: Token) -> "TokenOut":
+        return cls(
+            id=token.id,
+            type=token.type,
+            description=token.description,
+            state=token.state,
+            serial=token.serial,
+            phone=token.phone_masked,
+            created_at=as_utc(token.created_at),
+            activated_at=as_utc(token.activated_at) if token.activated_at else None,
+            last_used_at=as_utc(token.last_used_at) if token.last_used_at else None,
+            locked=token.state == "locked",
+        )
+
+
+class EnrollmentOut(BaseModel):
+    token: TokenOut
+    details: dict[str, Any] = {}
+
+
+class TokenListOut(BaseModel):
+    tokens: list[TokenOut]
+
+
+class ChallengeIn(Strict):
+    user_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$")
+    area: str = Field(min_length=1, max_length=64)
+
+
+class SelectIn(Strict):
+    token_id: uuid.UUID
+
+
+class FactorOut(BaseModel):
+    token_id: uuid.UUID
+    type: str
+    description: str
+
+
+class ChallengeOut(BaseModel):
+    status: Literal["not_required", "pending", "verified", "approved", "declined", "failed", "expired"]
+    challenge_id: uuid.UUID | None = None
+    user_id: str | None = None
+    area: str | None = None
+    factors: list[FactorOut] = []
+    selected_token_id: uuid.UUID | None = None
+    selected_type: str | None = None
+    attempts_left: int | None = None
+    expires_at: datetime | None = None
+    reason: str | None = None
+    presence_answer: str | None = None
+    details: dict[str, Any] = {}

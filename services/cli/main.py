@@ -1,0 +1,164 @@
+"""The ``twofa`` command: one entry point for every process and admin task."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from services.core.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        sys.exit(f"twofa: configuration refused:\n{_explain(exc)}")
+
+
+def _explain(exc: ValidationError) -> str:
+    return "\n".join(f"  - {e['msg']}" for e in exc.errors())
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+    )
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from services.cli.launcher import run_dev
+
+    return run_dev(_settings(), host=args.host, port=args.port)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    _logging(settings)
+    uvicorn.run(
+        "services.api.asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from services.workers.app import configure
+
+    settings = _settings()
+    _logging(settings)
+    app = configure(settings)
+    queues = args.queues
+    argv = ["worker", "--queues", queues, "--loglevel", settings.log_level, "--hostname",
+            f"{queues.replace(',', '+')}@%h", "--concurrency", str(args.concurrency),
+            "--pool", args.pool, "--without-gossip", "--without-mingle"]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_relay(_: argparse.Namespace) -> int:
+    from services.workers import relay
+
+    settings = _settings()
+    _logging(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    relay.run(settings, stop)
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from services.core.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url)
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from services.core import apikeys
+    from services.core.clock import SystemClock
+    from services.core.db import make_engine, make_session_factory
+
+    settings = _settings()
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    now = SystemClock().now()
+    with sessions.begin() as session:
+        if args.action == "create":
+            try:
+                scopes = apikeys.parse_scopes(args.scopes)
+            except apikeys.InvalidScopes as exc:
+                sys.exit(f"twofa: {exc}")
+            created = apikeys.create_key(session, args.name, scopes, now)
+            print(f"created key {created.id} ({created.name}) with scopes {','.join(scopes)}")
+            print(created.plaintext)  # alone on the last line, for scripts
+        elif args.action == "list":
+            for key in apikeys.list_keys(session):
+                state = "revoked" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.name}\t{key.scopes}\t{state}\t{key.created_at:%Y-%m-%d}")
+        else:
+            if not apikeys.revoke_key(session, args.key_id, now):
+                sys.exit(f"twofa: no active key {args.key_id}")
+            print(f"revoked {args.key_id}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twofa", description="twofa two-factor authentication service")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="API + a worker per queue + relay, on the configured DB and broker")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="a Celery worker for some queues")
+    worker.add_argument("--queues", default="sms,push,expiry,audit")
+    worker.add_argument("--concurrency", type=int, default=4)
+    worker.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("relay", help="outbox relay and scheduler").set_defaults(func=cmd_relay)
+    sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
+
+    key = sub.add_parser("apikey", help="manage API keys")
+    key_sub = key.add_subparsers(dest="action", required=True)
+    create = key_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated: challenge,enroll,audit:read,admin")
+    key_sub.add_parser("list")
+    revoke = key_sub.add_parser("revoke")
+    revoke.add_argument("key_id")
+    key.set_defaults(func=cmd_apikey)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The composition root: Settings in, a ready Context out. Nothing connects at import."""
+
+from __future__ import annotations
+
+import logging
+
+from services.core.clock import Clock, SystemClock
+from services.core.context import Context
+from services.core.crypto import keyring_from_settings
+from services.core.db import make_engine, make_session_factory
+from services.core.messaging.celery_config import make_celery
+from services.core.messaging.outbox import BackgroundDispatcher, Dispatcher, InlineDispatcher
+from services.core.messaging.publisher import CeleryPublisher, Publisher
+from services.core.settings import Settings
+
+# Token types register themselves on import.
+import services.core.tokens.totp_factor  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+
+def build_context(
+    settings: Settings,
+    *,
+    publisher: Publisher | None = None,
+    background: bool = True,
+    clock: Clock | None = None,
+) -> Context:
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    clock = clock or SystemClock()
+    if publisher is None:
+        publisher = CeleryPublisher(make_celery(settings, "twofa-publisher"))
+    dispatcher: Dispatcher = (
+        BackgroundDispatcher(publisher, sessions, clock)
+        if background
+        else InlineDispatcher(publisher, sessions, clock)
+    )
+    ctx = Context(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        clock=clock,
+        keyring=keyring_from_settings(settings),
+        dispatcher=dispatcher,
+    )
+    ctx.extras["publisher"] = publisher
+    return ctx

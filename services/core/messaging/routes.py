@@ -1,0 +1,35 @@
+"""Which task consumes which event, on which queue: the contract between the
+publisher (API, workers) and the worker processes. Both sides import this module;
+neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QUEUE_SMS = "sms"
+QUEUE_PUSH = "push"
+QUEUE_EXPIRY = "expiry"
+QUEUE_AUDIT = "audit"
+QUEUES = (QUEUE_SMS, QUEUE_PUSH, QUEUE_EXPIRY, QUEUE_AUDIT)
+
+
+@dataclass(frozen=True)
+class Route:
+    task: str
+    queue: str
+
+
+AUDIT_APPEND = Route("twofa.audit.append", QUEUE_AUDIT)
+SMS_SEND = Route("twofa.sms.send", QUEUE_SMS)
+PUSH_SEND = Route("twofa.push.send", QUEUE_PUSH)
+EXPIRY_SWEEP = Route("twofa.expiry.sweep", QUEUE_EXPIRY)
+
+# Events with a consumer besides the audit log. Every event also goes to the audit log.
+EVENT_ROUTES: dict[str, tuple[Route, ...]] = {
+    "sms.requested": (SMS_SEND,),
+    "push.requested": (PUSH_SEND,),
+}
+
+
+def destinations(event_type: str) -> tuple[Route, ...]:
+    return (AUDIT_APPEND, *EVENT_ROUTES.get(event_type, ()))

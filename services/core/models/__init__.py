@@ -1,0 +1,21 @@
+"""Every mapped class, imported here so that metadata and Alembic see them all."""
+
+from services.core.models.apikeys import ApiKey
+from services.core.models.audit import AuditEntry
+from services.core.models.challenges import Challenge, ChallengeState
+from services.core.models.messaging import OutboxEvent, ProcessedEvent
+from services.core.models.tokens import Token, TokenState
+from services.core.models.users import AreaProtection, UserProfile
+
+__all__ = [
+    "ApiKey",
+    "AreaProtection",
+    "AuditEntry",
+    "Challenge",
+    "ChallengeState",
+    "OutboxEvent",
+    "ProcessedEvent",
+    "Token",
+    "TokenState",
+    "UserProfile",
+]

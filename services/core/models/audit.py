@@ -1,0 +1,27 @@
+"""The append-only audit log: each row chains the hash of the one before it."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.core.db import Base, JsonDict, UtcDateTime
+from services.core.models.messaging import BigIntPk
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    position: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=False)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    occurred_at: Mapped[UtcDateTime] = mapped_column(index=True)
+    recorded_at: Mapped[UtcDateTime]
+    factor: Mapped[str | None] = mapped_column(String(8))  # token type, where the event has one
+    outcome: Mapped[str | None] = mapped_column(String(24))  # for authentication events
+    envelope: Mapped[JsonDict]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,40 @@
+"""Login challenges: one per (user, area) second-factor step."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.core.db import Base, UserIdStr, UtcDateTime
+
+
+class ChallengeState:
+    PENDING = "pending"  # created, no factor chosen yet, or a factor chosen and waiting
+    VERIFIED = "verified"
+    APPROVED = "approved"  # push accepted on the phone
+    DECLINED = "declined"
+    FAILED = "failed"  # attempts exhausted or undeliverable
+    EXPIRED = "expired"
+
+    OPEN = (PENDING,)
+    SUCCESS = (VERIFIED, APPROVED)
+
+
+class Challenge(Base):
+    __tablename__ = "challenges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[UserIdStr]
+    area: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    token_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the selected factor
+    token_type: Mapped[str | None] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(32))  # why it failed or was declined
+    correlation_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[UtcDateTime]
+    expires_at: Mapped[UtcDateTime] = mapped_column(index=True)
+    completed_at: Mapped[UtcDateTime | None]

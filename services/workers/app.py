@@ -1,0 +1,57 @@
+"""The Celery application of the worker processes, and their per-process Context.
+
+``configure(settings)`` is called once at the composition root (``twofa worker``);
+the Context is built lazily in each worker process, after the fork, so no
+connection is shared across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+
+from services.core.bootstrap import build_context
+from services.core.context import Context
+from services.core.messaging.celery_config import celery_config
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+app = Celery("twofa-workers", set_as_current=False)
+
+# Every task is declared with these: late ack so a killed worker's message comes back,
+# JSON only, no results (outcomes are events).
+TASK_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "serializer": "json",
+}
+
+_state: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def configure(settings: Settings, *, ctx: Context | None = None) -> Celery:
+    app.conf.update(celery_config(settings))
+    _state.clear()
+    _state["settings"] = settings
+    if ctx is not None:
+        _state["ctx"] = ctx
+    import services.workers.tasks  # noqa: F401  (registers every task on ``app``)
+
+    return app
+
+
+def context() -> Context:
+    ctx = _state.get("ctx")
+    if ctx is None:
+        with _lock:
+            ctx = _state.get("ctx")
+            if ctx is None:
+                ctx = build_context(_state["settings"], background=False)
+                _state["ctx"] = ctx
+    return ctx  # type: ignore[no-any-return]

@@ -1,0 +1,54 @@
+"""The outbox relay and scheduler process (``twofa relay``).
+
+Republishes outbox rows the API could not publish (broker down, process killed),
+oldest first in bounded batches, and schedules the periodic expiry sweep. Both are
+safe to run twice: consumers de-duplicate, the sweep is compare-and-set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from services.core.bootstrap import build_context
+from services.core.messaging.celery_config import make_celery
+from services.core.messaging.outbox import relay_once
+from services.core.messaging.routes import EXPIRY_SWEEP
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_SECONDS = 1.0
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    ctx = build_context(settings, background=False)
+    publisher = ctx.extras["publisher"]
+    scheduler = make_celery(settings, "twofa-scheduler")
+    next_sweep = 0.0
+    log.info("relay started")
+    while not stop.is_set():
+        try:
+            sent = relay_once(
+                ctx.sessions,
+                publisher,  # type: ignore[arg-type]
+                ctx.clock,
+                grace_seconds=settings.relay_grace_seconds,
+                batch_size=settings.relay_batch_size,
+            )
+            if sent:
+                log.info("relay republished %d event(s)", sent)
+            if time.monotonic() >= next_sweep:
+                scheduler.send_task(
+                    EXPIRY_SWEEP.task,
+                    queue=EXPIRY_SWEEP.queue,
+                    routing_key=EXPIRY_SWEEP.queue,
+                    expires=SWEEP_EVERY_SECONDS * 5,
+                )
+                next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+            if sent >= settings.relay_batch_size:
+                continue  # more backlog: no pause
+        except Exception as exc:  # the broker or DB may be down; keep trying
+            log.warning("relay pass failed: %s", type(exc).__name__)
+        stop.wait(settings.relay_interval_seconds)

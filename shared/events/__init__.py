@@ -1,0 +1,60 @@
+"""One module per event family; importing this package registers every contract.
+
+Families: enrollment, token, area, challenge, sms, push, recovery.
+"""
+
+from shared.events.area import AreaProtectionChanged
+from shared.events.challenge import (
+    ChallengeApproved,
+    ChallengeCreated,
+    ChallengeDeclined,
+    ChallengeExpired,
+    ChallengeFactorSelected,
+    ChallengeFailed,
+    ChallengeNotRequired,
+    ChallengeVerified,
+    FactorRef,
+)
+from shared.events.enrollment import (
+    EnrollmentActivated,
+    EnrollmentConfirmed,
+    EnrollmentFailed,
+    EnrollmentScanned,
+    EnrollmentStarted,
+)
+from shared.events.push import PushFailed, PushFraudReported, PushRequested, PushSent
+from shared.events.recovery import RecoveryFailed, RecoveryIssued, RecoveryUsed
+from shared.events.sms import SmsDelivered, SmsFailed, SmsRequested, SmsSent
+from shared.events.token import TokenDeleted, TokenLocked, TokenVerificationFailed
+
+__all__ = [
+    "AreaProtectionChanged",
+    "ChallengeApproved",
+    "ChallengeCreated",
+    "ChallengeDeclined",
+    "ChallengeExpired",
+    "ChallengeFactorSelected",
+    "ChallengeFailed",
+    "ChallengeNotRequired",
+    "ChallengeVerified",
+    "EnrollmentActivated",
+    "EnrollmentConfirmed",
+    "EnrollmentFailed",
+    "EnrollmentScanned",
+    "EnrollmentStarted",
+    "FactorRef",
+    "PushFailed",
+    "PushFraudReported",
+    "PushRequested",
+    "PushSent",
+    "RecoveryFailed",
+    "RecoveryIssued",
+    "RecoveryUsed",
+    "SmsDelivered",
+    "SmsFailed",
+    "SmsRequested",
+    "SmsSent",
+    "TokenDeleted",
+    "TokenLocked",
+    "TokenVerificationFailed",
+]

@@ -1,0 +1,132 @@
+"""Second-factor challenges for a protected area, from creation to outcome."""
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import NonNegativeInt
+
+from shared.envelope import ContractModel, EventData
+from shared.registry import event
+from shared.types import AreaName, TokenType
+
+__all__ = [
+    "ChallengeApproved",
+    "ChallengeCreated",
+    "ChallengeDeclined",
+    "ChallengeExpired",
+    "ChallengeFactorSelected",
+    "ChallengeFailed",
+    "ChallengeNotRequired",
+    "ChallengeVerified",
+    "FactorRef",
+]
+
+
+class FactorRef(ContractModel):
+    """A token the user may answer a challenge with."""
+
+    token_id: UUID
+    token_type: TokenType
+
+
+@event
+class ChallengeCreated(EventData):
+    """A challenge was opened; ``factors`` are the tokens that may answer it."""
+
+    TYPE = "challenge.created"
+    VERSION = 1
+
+    challenge_id: UUID
+    area: AreaName
+    factors: list[FactorRef]
+
+
+@event
+class ChallengeNotRequired(EventData):
+    """The area is not protected for this user: no challenge was needed."""
+
+    TYPE = "challenge.not_required"
+    VERSION = 1
+
+    area: AreaName
+
+
+@event
+class ChallengeFactorSelected(EventData):
+    """The user chose which token answers the challenge (an SMS or a push may follow)."""
+
+    TYPE = "challenge.factor_selected"
+    VERSION = 1
+
+    challenge_id: UUID
+    token_id: UUID
+    token_type: TokenType
+
+
+@event
+class ChallengeVerified(EventData):
+    """A valid code answered the challenge."""
+
+    TYPE = "challenge.verified"
+    VERSION = 1
+
+    challenge_id: UUID
+    area: AreaName
+    token_id: UUID
+    token_type: TokenType
+
+
+@event
+class ChallengeFailed(EventData):
+    """An answer was refused or the challenge could not proceed.
+
+    ``token_id`` and ``token_type`` are null when no factor had been chosen yet.
+    """
+
+    TYPE = "challenge.failed"
+    VERSION = 1
+
+    challenge_id: UUID
+    area: AreaName
+    token_id: UUID | None
+    token_type: TokenType | None
+    reason: Literal["invalid_code", "exhausted", "expired", "throttled", "undeliverable"]
+    attempts_left: NonNegativeInt
+
+
+@event
+class ChallengeApproved(EventData):
+    """The user approved a push challenge on the device."""
+
+    TYPE = "challenge.approved"
+    VERSION = 1
+
+    challenge_id: UUID
+    area: AreaName
+    token_id: UUID
+    token_type: TokenType
+
+
+@event
+class ChallengeDeclined(EventData):
+    """The user declined a push challenge, cancelled it, or did not recognise it."""
+
+    TYPE = "challenge.declined"
+    VERSION = 1
+
+    challenge_id: UUID
+    area: AreaName
+    token_id: UUID
+    token_type: TokenType
+    reason: Literal["declined", "cancelled", "unknown_trigger"]
+
+
+@event
+class ChallengeExpired(EventData):
+    """The challenge was not answered in time."""
+
+    TYPE = "challenge.expired"
+    VERSION = 1
+
+    challenge_id: UUID
+    area: AreaName

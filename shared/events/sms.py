@@ -1,0 +1,72 @@
+"""SMS delivery: the command to send a code, and what the provider reported.
+
+``sms.requested`` is the only event that carries a code, and only ``Sealed`` (encrypted for
+the SMS worker); every phone number is masked - the worker loads the full number itself.
+"""
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from shared.envelope import EventData
+from shared.registry import event
+from shared.types import MaskedPhone, Sealed
+
+__all__ = ["SmsDelivered", "SmsFailed", "SmsRequested", "SmsSent"]
+
+
+@event
+class SmsRequested(EventData):
+    """Command to the SMS worker: send the (sealed) code for an enrollment or a login."""
+
+    TYPE = "sms.requested"
+    VERSION = 1
+
+    message_id: UUID
+    token_id: UUID
+    challenge_id: UUID | None
+    purpose: Literal["enrollment", "login"]
+    phone: MaskedPhone
+    code: Sealed
+
+
+@event
+class SmsSent(EventData):
+    """The provider accepted the message."""
+
+    TYPE = "sms.sent"
+    VERSION = 1
+
+    message_id: UUID
+    token_id: UUID
+    provider: str
+    provider_message_id: str
+    phone: MaskedPhone
+
+
+@event
+class SmsDelivered(EventData):
+    """The provider reported a delivery status for a sent message."""
+
+    TYPE = "sms.delivered"
+    VERSION = 1
+
+    message_id: UUID
+    provider_message_id: str
+    status: str
+
+
+@event
+class SmsFailed(EventData):
+    """Sending failed; ``permanent`` failures are not retried."""
+
+    TYPE = "sms.failed"
+    VERSION = 1
+
+    message_id: UUID
+    token_id: UUID | None
+    provider: str
+    reason: Annotated[str, Field(max_length=200)]
+    error_code: int | None
+    permanent: bool

@@ -1,0 +1,37 @@
+"""API fixtures: the FastAPI app on the test Context, and API keys per scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from services.core import apikeys
+from services.core.context import Context
+
+
+@pytest.fixture
+def make_key(ctx: Context) -> Callable[..., str]:
+    def make(*scopes: str) -> str:
+        with ctx.sessions.begin() as session:
+            return apikeys.create_key(session, "test", tuple(scopes), ctx.clock.now()).plaintext
+
+    return make
+
+
+@pytest.fixture
+def api(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx=ctx), raise_server_exceptions=True) as client:
+        yield client
+
+
+@pytest.fixture
+def enroll_headers(make_key: Callable[..., str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_key('enroll')}"}
+
+
+@pytest.fixture
+def challenge_headers(make_key: Callable[..., str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_key('challenge')}"}

@@ -175,7 +175,7 @@ def _make_handler(fake: FakeHTTPServer) -> type[BaseHTTPRequestHandler]:
         wbufsize = 1 << 16
         disable_nagle_algorithm = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _serve(self) -> None:

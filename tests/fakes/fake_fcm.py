@@ -21,7 +21,6 @@ import json
 import re
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +32,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._http import Delay, Drop, FakeHTTPServer, RecordedRequest, Reply, json_reply
 
-__all__ = ["FakeFCM", "FcmMessage", "Reply", "Delay", "Drop", "unregistered", "server_error",
-           "too_many", "invalid_argument"]
+__all__ = [
+    "Delay",
+    "Drop",
+    "FakeFCM",
+    "FcmMessage",
+    "Reply",
+    "invalid_argument",
+    "server_error",
+    "too_many",
+    "unregistered",
+]
 
 GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token"
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -261,5 +269,6 @@ def _validate_message(msg: dict[str, Any]) -> str | None:
             return f"Invalid data payload key: {key}"
     ttl = msg.get("android", {}).get("ttl")
     if ttl is not None and not re.fullmatch(r"\d+(\.\d{1,9})?s", str(ttl)):
-        return f"Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration), {ttl!r}"
+        return ("Invalid value at 'message.android.ttl' "
+                f"(type.googleapis.com/google.protobuf.Duration), {ttl!r}")
     return None

@@ -20,7 +20,7 @@ import base64
 import math
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -28,8 +28,16 @@ from twilio.request_validator import RequestValidator
 
 from ._http import Delay, Drop, FakeHTTPServer, RecordedRequest, Reply, json_reply
 
-__all__ = ["FakeTwilio", "Reply", "Delay", "Drop", "twilio_error", "rfc9457_error",
-           "sign_callback", "num_segments"]
+__all__ = [
+    "Delay",
+    "Drop",
+    "FakeTwilio",
+    "Reply",
+    "num_segments",
+    "rfc9457_error",
+    "sign_callback",
+    "twilio_error",
+]
 
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -75,7 +83,8 @@ class FakeTwilio(FakeHTTPServer):
     """A local Twilio Messages API. ``with FakeTwilio(sid, token) as fake: ...``
 
     Attributes: ``url``, ``requests`` (every request, recorded), ``messages`` (accepted
-    message resources, as returned to the client), ``latency`` (seconds added to every request),
+    message resources as returned to the client, plus the ``status_callback`` it asked for),
+    ``latency`` (seconds added to every request),
     ``script(*behaviours)`` (one-shot ``Reply``/``Delay``/``Drop`` for the next requests).
     """
 
@@ -169,7 +178,7 @@ class FakeTwilio(FakeHTTPServer):
     def _accept(self, to: str, from_: str | None, mss: str | None, body: str,
                 status_callback: str | None) -> dict[str, Any]:
         sid = "SM" + secrets.token_hex(16)
-        now = format_datetime(datetime.now(timezone.utc).replace(microsecond=0))
+        now = format_datetime(datetime.now(UTC).replace(microsecond=0))
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
         resource: dict[str, Any] = {
             "account_sid": self.account_sid, "api_version": "2010-04-01", "body": body,

@@ -18,13 +18,39 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import jcs
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .pi_crypto import dart_uri_to_string, dart_utc_iso, parse_pkcs1_b64, pooled_key, sign, \
-    spki_b64, verify
-from .pi_model import APP_CAPABILITIES, DECLINE_REASONS, NO_FIREBASE_TOKEN, AppRejected, \
-    AppToken, HttpLike, PollError, PushRequest, challenge_sign_string, parse_bool
+from .pi_crypto import (
+    dart_uri_to_string,
+    dart_utc_iso,
+    parse_pkcs1_b64,
+    pooled_key,
+    sign,
+    spki_b64,
+    verify,
+)
+from .pi_model import (
+    APP_CAPABILITIES,
+    DECLINE_REASONS,
+    NO_FIREBASE_TOKEN,
+    AppRejected,
+    AppToken,
+    HttpLike,
+    PollError,
+    PushRequest,
+    challenge_sign_string,
+    parse_bool,
+)
 
-__all__ = ["PiAuthenticatorApp", "AppToken", "PushRequest", "AppRejected", "PollError",
-           "challenge_sign_string", "NO_FIREBASE_TOKEN", "APP_CAPABILITIES", "DECLINE_REASONS"]
+__all__ = [
+    "APP_CAPABILITIES",
+    "DECLINE_REASONS",
+    "NO_FIREBASE_TOKEN",
+    "AppRejected",
+    "AppToken",
+    "PiAuthenticatorApp",
+    "PollError",
+    "PushRequest",
+    "challenge_sign_string",
+]
 
 _REQUIRED = ("title", "question", "url", "nonce", "sslverify", "serial", "signature")  # §4
 
@@ -114,9 +140,9 @@ class PiAuthenticatorApp:
             raise AppRejected(f"rollout failed: HTTP {resp.status_code}", status=resp.status_code,
                               body=body)
         public_key = (body.get("detail") or {}).get("public_key")
+        if not isinstance(public_key, str):
+            raise AppRejected("detail.public_key is missing", status=200, body=body)
         try:
-            if not isinstance(public_key, str):
-                raise ValueError("detail.public_key missing")
             server_key = parse_pkcs1_b64(public_key)
         except ValueError as exc:
             raise AppRejected(f"bad server public key: {exc}", status=200, body=body) from exc
@@ -161,7 +187,7 @@ class PiAuthenticatorApp:
 
     @staticmethod
     def _capabilities(key: rsa.RSAPublicKey, data: Mapping[str, Any]) -> dict[str, Any] | None:
-        """§4: a signature that does not verify rejects the request; malformed or missing → absent."""
+        """§4: a signature that fails rejects the request; malformed or missing → absent."""
         raw, sig = data.get("capabilities"), data.get("capabilities_signature")
         if not isinstance(raw, str) or not isinstance(sig, str):
             return None

@@ -14,14 +14,23 @@ import base64
 import binascii
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-__all__ = ["sign", "verify", "pooled_key", "spki_b64", "pkcs1_b64", "parse_pkcs1_b64",
-           "dart_uri_to_string", "dart_utc_iso", "b32_nonce"]
+__all__ = [
+    "b32_nonce",
+    "dart_uri_to_string",
+    "dart_utc_iso",
+    "parse_pkcs1_b64",
+    "pkcs1_b64",
+    "pooled_key",
+    "sign",
+    "spki_b64",
+    "verify",
+]
 
 _POOL_SIZE = 3
 _pool: dict[int, list[rsa.RSAPrivateKey]] = {}
@@ -32,7 +41,7 @@ _pool_lock = threading.Lock()
 def pooled_key(key_size: int = 4096) -> rsa.RSAPrivateKey:
     """An RSA key (e = 65537) from a per-process pool: at most 3 distinct keys per size.
 
-    4096-bit generation takes 1–3 s, so the 4th token of a session reuses the 1st key, and so on.
+    4096-bit generation takes 1-3 s, so the 4th token of a session reuses the 1st key, and so on.
     """
     with _pool_lock:
         keys = _pool.setdefault(key_size, [])
@@ -165,7 +174,7 @@ def dart_utc_iso(now: datetime | None = None) -> str:
 
     Dart writes milliseconds, plus microseconds only when they are not zero (§0, §6).
     """
-    t = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    t = (now or datetime.now(UTC)).astimezone(UTC)
     ms, us = divmod(t.microsecond, 1000)
     frac = f"{ms:03d}{us:03d}" if us else f"{ms:03d}"
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"

@@ -43,7 +43,7 @@ class HttpLike(Protocol):
 
 @dataclass
 class AppToken:
-    """A scanned PUSH token (§1); key material is filled in by :meth:`PiAuthenticatorApp.register`."""
+    """A scanned PUSH token (§1); ``PiAuthenticatorApp.register`` fills in the key material."""
 
     serial: str
     label: str

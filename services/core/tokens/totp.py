@@ -74,7 +74,7 @@ def match_step(
     compared in constant time and the loop does not stop early, so timing tells
     nothing about which step matched.
     """
-    if len(code) != params.digits or not code.isdigit():
+    if len(code) != params.digits or not (code.isascii() and code.isdigit()):
         return None
     centre = time_step(unix_time, params.period) + drift
     found: int | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import jwt
@@ -13,12 +13,17 @@ from pyfcm import FCMNotification
 from pyfcm.errors import FCMNotRegisteredError, FCMServerError, InvalidDataError
 
 from tests.fakes.fake_fcm import (
-    Delay, FakeFCM, server_error, too_many, unregistered,
+    Delay,
+    FakeFCM,
+    server_error,
+    too_many,
+    unregistered,
 )
 
 DEVICE = "fcm-device-token-1"
-DATA = {"nonce": "WIC6CLJBJWRRL5ZSCGSHPKVNLPRO5DER", "question": "Do you want to confirm the login?",
-        "serial": "PIPU0000C0B9", "title": "privacyIDEA", "sslverify": "1",
+DATA = {"nonce": "WIC6CLJBJWRRL5ZSCGSHPKVNLPRO5DER",
+        "question": "Do you want to confirm the login?", "serial": "PIPU0000C0B9",
+        "title": "privacyIDEA", "sslverify": "1",
         "url": "https://pi.example.test/ttype/push", "signature": "ABCD" * 8 + "====",
         "capabilities": '{"decline_reason": true}', "capabilities_signature": "EFGH" * 8}
 ANDROID = {"priority": "HIGH", "ttl": "120s"}
@@ -37,13 +42,13 @@ def fake() -> Iterator[FakeFCM]:
 def fcm(fake: FakeFCM, tmp_path: Path) -> FCMNotification:
     sa = fake.write_service_account(tmp_path / "service-account.json")
 
-    class LocalFCM(FCMNotification):
+    class LocalFCM(FCMNotification):  # type: ignore[misc]  # pyfcm ships no type hints
         FCM_END_POINT_BASE = f"{fake.api_base}/v1/projects"
 
     return LocalFCM(service_account_file=str(sa))
 
 
-def notify(fcm: FCMNotification, data: dict[str, object] = DATA) -> dict[str, str]:
+def notify(fcm: FCMNotification, data: Mapping[str, object] = DATA) -> dict[str, str]:
     result: dict[str, str] = fcm.notify(fcm_token=DEVICE, data_payload=data,
                                         android_config=ANDROID, apns_config=APNS, timeout=5)
     return result

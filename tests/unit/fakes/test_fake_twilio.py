@@ -15,7 +15,13 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from tests.fakes.fake_twilio import (
-    Delay, Drop, FakeTwilio, Reply, num_segments, rfc9457_error, twilio_error,
+    Delay,
+    Drop,
+    FakeTwilio,
+    Reply,
+    num_segments,
+    rfc9457_error,
+    twilio_error,
 )
 
 SID = "AC" + "a1" * 16

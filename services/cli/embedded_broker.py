@@ -45,11 +45,12 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedBroker:
-    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, persistent: bool = True, socket_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.persistent = persistent
         # Unix socket paths are limited to ~107 bytes: keep the socket in a short temp dir.
-        self._sock_dir = Path(tempfile.mkdtemp(prefix="twofa-broker-"))
+        # A restart on the same socket_dir keeps the URL, so clients reconnect by themselves.
+        self._sock_dir = socket_dir or Path(tempfile.mkdtemp(prefix="twofa-broker-"))
         self.socket = self._sock_dir / "redis.sock"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -63,6 +64,7 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 10.0) -> "EmbeddedBroker":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._sock_dir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_server_binary(),
             "--port", "0",
@@ -92,7 +94,7 @@ class EmbeddedBroker:
         except (redis.RedisError, OSError):
             return False
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, *, keep_socket_dir: bool = False) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -101,7 +103,8 @@ class EmbeddedBroker:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
-        shutil.rmtree(self._sock_dir, ignore_errors=True)
+        if not keep_socket_dir:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def __enter__(self) -> "EmbeddedBroker":
         return self.start()

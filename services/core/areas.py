@@ -55,10 +55,8 @@ def user_areas(ctx: Context, uow: UnitOfWork, user_id: str) -> list[AreaState]:
 
     Rows for areas that have since left the catalogue are ignored, not shown.
     """
-    rows = {
-        r.area: r
-        for r in uow.session.scalars(select(AreaProtection).where(AreaProtection.user_id == user_id))
-    }
+    query = select(AreaProtection).where(AreaProtection.user_id == user_id)
+    rows = {r.area: r for r in uow.session.scalars(query)}
     out = []
     for area in catalogue(ctx):
         row = rows.get(area)

@@ -72,7 +72,9 @@ def _out(state: areas.AreaState) -> AreaOut:
     return AreaOut(area=state.area, protected=state.protected, updated_at=state.updated_at)
 
 
-@router.get("/v1/areas", response_model=CatalogueOut, dependencies=[Depends(require_catalogue_reader)])
+@router.get(
+    "/v1/areas", response_model=CatalogueOut, dependencies=[Depends(require_catalogue_reader)]
+)
 def catalogue(ctx: Ctx) -> CatalogueOut:
     return CatalogueOut(areas=list(areas.catalogue(ctx)))
 
@@ -81,7 +83,8 @@ def catalogue(ctx: Ctx) -> CatalogueOut:
     "/v1/users/{user_id}/areas", response_model=UserAreasOut, dependencies=[Depends(_enroll)]
 )
 def user_areas(user_id: UserId, ctx: Ctx, uow: Uow) -> UserAreasOut:
-    return UserAreasOut(user_id=user_id, areas=[_out(a) for a in areas.user_areas(ctx, uow, user_id)])
+    listed = [_out(a) for a in areas.user_areas(ctx, uow, user_id)]
+    return UserAreasOut(user_id=user_id, areas=listed)
 
 
 @router.get(
@@ -105,5 +108,8 @@ def set_area(user_id: UserId, area: AreaPath, body: AreaIn, ctx: Ctx, uow: Uow) 
     )
     uow.commit()
     return AreaChangeOut(
-        area=state.area, protected=state.protected, updated_at=state.updated_at, changed=state.changed
+        area=state.area,
+        protected=state.protected,
+        updated_at=state.updated_at,
+        changed=state.changed,
     )

@@ -16,6 +16,10 @@ from services.core.settings import Settings
 # Token types register themselves on import.
 import services.core.tokens.totp_factor  # noqa: F401
 
+# First-activation hooks (sso protected by default, recovery token) register on import.
+import services.core.areas  # noqa: F401
+import services.core.recovery  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 

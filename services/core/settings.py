@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     fcm_credentials_file: Path | None = None
     fcm_api_url: str = "https://fcm.googleapis.com"
 
+    # recovery token (issue 5): per-user back-off on wrong guesses
+    recovery_free_failures: int = Field(3, ge=0, le=20)
+    recovery_backoff_base_seconds: float = Field(10.0, gt=0, le=3600)
+    recovery_backoff_max_seconds: float = Field(3600.0, gt=0, le=86400)
+
     # API edge
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)
 

@@ -70,3 +70,14 @@ def test_the_audit_consumer_records_what_the_api_emits(api, ctx, publisher, enro
     rows = api.get("/v1/audit/events", params={"user_id": "alice"}, headers=audit_headers).json()["events"]
     assert [(r["type"], r["factor"]) for r in rows] == [("enrollment.started", "totp")]
     assert api.get("/v1/audit/verify", headers=audit_headers).json()["checkpoint_position"] == 1
+
+
+def test_every_operation_declares_the_error_shape(api):
+    spec = api.get("/openapi.json").json()
+    assert "ErrorOut" in spec["components"]["schemas"]
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if path.startswith("/v1/"):
+                for status in ("401", "403", "422", "429"):
+                    ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorOut"), (method, path, status)

@@ -10,11 +10,12 @@ from fastapi import FastAPI
 from services.api import errors
 from services.api.limits import BodySizeLimit
 from services.api.routes import challenges, health, tokens
+from services.api.routes import ttype_push
 from services.core.bootstrap import build_context
 from services.core.context import Context
 from services.core.settings import Settings
 
-ROUTERS = (health.router, tokens.router, challenges.router)
+ROUTERS = (health.router, tokens.router, challenges.router, ttype_push.router)
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> FastAPI:

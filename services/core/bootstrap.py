@@ -15,6 +15,7 @@ from services.core.settings import Settings
 
 # Token types register themselves on import.
 import services.core.tokens.totp_factor  # noqa: F401
+import services.core.tokens.push_factor  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from services.core.models.audit import AuditEntry
 from services.core.models.challenges import Challenge, ChallengeState
 from services.core.models.messaging import OutboxEvent, ProcessedEvent
 from services.core.models.tokens import Token, TokenState
+from services.core.models.push import PushBlock, PushChallenge, PushToken
 from services.core.models.users import AreaProtection, UserProfile
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "ChallengeState",
     "OutboxEvent",
     "ProcessedEvent",
+    "PushBlock",
+    "PushChallenge",
+    "PushToken",
     "Token",
     "TokenState",
     "UserProfile",

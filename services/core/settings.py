@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     push_recent_window_seconds: int = Field(600, ge=10, le=86400)
     push_sslverify: bool = True  # the sslverify the app is told (QR code and challenges)
     push_poll_only: bool | None = None  # None: poll-only when the provider is console
-    push_server_key_bits: Literal[2048, 3072, 4096] = 4096
+    push_server_key_bits: int = Field(4096, ge=2048, le=8192, multiple_of=1024)
     push_title: str = Field("twofa", min_length=1, max_length=128)
     push_question: str = Field("Do you want to confirm the login?", min_length=1, max_length=512)
 

@@ -107,3 +107,26 @@ def enrolled(world: PushWorld) -> Callable[..., AppToken]:
         return token
 
     return make
+
+
+_server_keys: dict[int, list[Any]] = {}
+
+
+@pytest.fixture(autouse=True)
+def pooled_server_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Server key generation dominates these tests: reuse up to 4 keys per size (a pool
+    separate from the app's keys, so an app key never equals a server key)."""
+    from services.core.push import crypto
+
+    real = crypto.generate_server_key
+    counter = {"n": 0}
+
+    def pooled(bits: int) -> Any:
+        keys = _server_keys.setdefault(bits, [])
+        counter["n"] += 1
+        if len(keys) < 4:
+            keys.append(real(bits))
+            return keys[-1]
+        return keys[counter["n"] % 4]
+
+    monkeypatch.setattr(crypto, "generate_server_key", pooled)

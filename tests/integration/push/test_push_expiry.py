@@ -65,9 +65,12 @@ def test_the_expiry_task_body_sweeps_push_challenges(world, enrolled, ctx, clock
     worker_app.configure(settings, ctx=ctx)
     from services.workers.tasks import expiry
 
-    enrolled()
-    sel = world.login()
-    clock.advance(121)
-    assert expiry.sweep() == 1
-    assert expiry.sweep() == 0
-    assert len(expired_events(publisher, sel["challenge_id"])) == 1
+    try:
+        enrolled()
+        sel = world.login()
+        clock.advance(121)
+        assert expiry.sweep() == 1
+        assert expiry.sweep() == 0
+        assert len(expired_events(publisher, sel["challenge_id"])) == 1
+    finally:
+        worker_app._state.clear()  # the worker app's per-process context is global

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,6 +72,9 @@ class PushMessage:
 
 class PushSender(Protocol):
     name: str
+    # False for the console twin: it "delivers" poll-only tokens' challenges too, so a
+    # developer sees every push in the log and the outbox file.
+    needs_device_token: bool
 
     def send(self, message: PushMessage) -> str:
         """Deliver ``message``; return the provider's message id."""
@@ -142,6 +146,7 @@ class FcmSender:
     (after the worker fork); pyfcm keeps its session per thread."""
 
     name = "fcm"
+    needs_device_token = True
 
     def __init__(self, credentials_file: Path, api_url: str) -> None:
         self._credentials_file = credentials_file
@@ -161,8 +166,6 @@ class FcmSender:
             return self._client
 
     def send(self, message: PushMessage) -> str:
-        import time
-
         try:
             result = self._fcm().notify(
                 fcm_token=message.device_token,
@@ -193,6 +196,7 @@ class ConsolePushSender:
     and, in full, as one JSON line to ``var/outbox/push.log`` for a developer to read."""
 
     name = "console"
+    needs_device_token = False
     HIDDEN = ("nonce", "signature", "capabilities_signature")
 
     def __init__(self, outbox_dir: Path) -> None:

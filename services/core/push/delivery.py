@@ -36,7 +36,7 @@ class _Plan:
     user_id: str | None = None
 
 
-def _plan(ctx: Context, event_id: uuid.UUID, cmd: PushRequested) -> _Plan:
+def _plan(ctx: Context, event_id: uuid.UUID, cmd: PushRequested, needs_device: bool = True) -> _Plan:
     with ctx.sessions() as session:
         if session.get(ProcessedEvent, (CONSUMER, event_id)) is not None:
             return _Plan(None, "duplicate")
@@ -47,15 +47,15 @@ def _plan(ctx: Context, event_id: uuid.UUID, cmd: PushRequested) -> _Plan:
             return _Plan(None, "gone")
         if effective_state(ctx, challenge) != ChallengeState.PENDING:
             return _Plan(None, "closed", challenge.user_id)
-        if push_token.poll_only or not push_token.fbtoken_enc:
+        if needs_device and (push_token.poll_only or not push_token.fbtoken_enc):
             return _Plan(None, "poll_only", challenge.user_id)
-        if push_token.fcm_unregistered:
+        if needs_device and push_token.fcm_unregistered:
             return _Plan(None, "unregistered", challenge.user_id)
         url = crypto.push_endpoint_url(ctx.settings.public_url)
         data = challenge_data(server_key(ctx.keyring, push_token), pc, cmd.serial, url)
         left = (as_utc(challenge.expires_at) - ctx.clock.now()).total_seconds()
         message = PushMessage(
-            device_token=ctx.keyring.decrypt(push_token.fbtoken_enc),
+            device_token=ctx.keyring.decrypt(push_token.fbtoken_enc) if push_token.fbtoken_enc else "",
             data=data,
             ttl_seconds=max(1, int(left)),
             title=pc.title,
@@ -66,7 +66,7 @@ def _plan(ctx: Context, event_id: uuid.UUID, cmd: PushRequested) -> _Plan:
 
 def send_push(ctx: Context, event_id: uuid.UUID, cmd: PushRequested, sender: PushSender) -> str:
     """Returns what happened: sent, failed, or the reason nothing was sent."""
-    plan = _plan(ctx, event_id, cmd)
+    plan = _plan(ctx, event_id, cmd, sender.needs_device_token)
     if plan.skip == "duplicate":
         return "duplicate"
     outcome: str = plan.skip or "sent"

@@ -74,3 +74,4 @@ def test_the_expiry_task_body_sweeps_push_challenges(world, enrolled, ctx, clock
         assert len(expired_events(publisher, sel["challenge_id"])) == 1
     finally:
         worker_app._state.clear()  # the worker app's per-process context is global
+

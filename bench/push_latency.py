@@ -136,6 +136,7 @@ def main() -> int:
                 select_ms = [(b - s) * 1000 for s, b in zip(sent_at, back_at)]
                 print(f"database {engine.dialect.name}; broker {broker}; workers: push(threads x{args.concurrency})"
                       f"{'' if args.no_audit else ' + audit(solo)'}; {args.n} selects, {args.gap * 1000:.0f} ms apart")
+                print(f"load average during the run: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
                 show("POST /select itself", select_ms)
                 show("select sent -> FCM received", from_sent)
                 show("select answered -> FCM recv", from_back)

@@ -20,6 +20,7 @@ import services.core.tokens.sms_factor  # noqa: F401  (SMS, issue 3)
 # First-activation hooks (sso protected by default, recovery token) register on import.
 import services.core.areas  # noqa: F401
 import services.core.recovery  # noqa: F401
+import services.core.tokens.push_factor  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     user_max_failures: int = Field(30, ge=1, le=NIST_MAX_FAILURES)
     user_backoff_max_seconds: float = Field(3600.0, gt=0, le=86_400)
 
+    # push tokens (privacyIDEA Authenticator protocol, issue 4)
+    push_ttl_seconds: int = Field(120, ge=10, le=600)  # answer window of a push challenge
+    push_presence_options: int = Field(3, ge=0, le=10)  # number matching: 0 = off, else 2-10
+    push_presence_type: Literal["NUMERIC", "ALPHABETIC"] = "NUMERIC"
+    push_fraud_block_seconds: int = Field(3600, ge=0, le=86400 * 7)
+    push_max_pending: int = Field(3, ge=1, le=20)  # open push challenges per user
+    push_max_recent: int = Field(10, ge=1, le=1000)  # pushes per user per window
+    push_recent_window_seconds: int = Field(600, ge=10, le=86400)
+    push_sslverify: bool = True  # the sslverify the app is told (QR code and challenges)
+    push_poll_only: bool | None = None  # None: poll-only when the provider is console
+    push_server_key_bits: int = Field(4096, ge=2048, le=8192, multiple_of=1024)
+    push_title: str = Field("twofa", min_length=1, max_length=128)
+    push_question: str = Field("Do you want to confirm the login?", min_length=1, max_length=512)
+
     # API edge
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)
 
@@ -107,6 +121,13 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
                 raise ValueError(f"invalid area name {name!r}")
         return ",".join(names)
+
+    @field_validator("push_presence_options")
+    @classmethod
+    def _presence_is_a_choice(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("TWOFA_PUSH_PRESENCE_OPTIONS must be 0 (off) or 2-10")
+        return value
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> "Settings":
@@ -140,6 +161,10 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("TWOFA_SMS_PROVIDER=twilio needs " + ", ".join(missing))
         return self
+
+    @property
+    def push_is_poll_only(self) -> bool:
+        return self.push_provider == "console" if self.push_poll_only is None else self.push_poll_only
 
     @property
     def is_dev(self) -> bool:

@@ -27,6 +27,7 @@ PUBLIC = {
     "/docs/oauth2-redirect",
     "/redoc",
     "/ttype/push",
+    "/{prefix:path}/ttype/push",  # the same endpoint behind a path prefix (see ttype_push.py)
     "/v1/callbacks/twilio",
 }
 CALLERS = ("none", "bad", "revoked", "challenge", "enroll", "audit:read", "admin")

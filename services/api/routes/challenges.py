@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from services.api.challenge_waiters import waiters
 
 from services.api.deps import Ctx, Uow, require
 from services.api.schemas import ChallengeIn, ChallengeOut, CodeIn, FactorOut, SelectIn
@@ -13,6 +18,11 @@ from services.core.challenges import ChallengeView
 from services.core.clock import as_utc
 from services.core.context import Context
 from services.core.models import Challenge
+from services.core.push import login as push_login
+
+MAX_WAIT_SECONDS = 30
+# Changes made by other processes (expiry worker, other API replicas) are seen this often.
+RECHECK_SECONDS = 0.2
 
 router = APIRouter(prefix="/v1/challenges", tags=["challenges"], dependencies=[Depends(require("challenge"))])
 
@@ -60,6 +70,24 @@ def verify(challenge_id: uuid.UUID, body: CodeIn, ctx: Ctx, uow: Uow) -> Challen
     return challenge_out(ctx, challenge)
 
 
+def _read_once(ctx: Context, challenge_id: uuid.UUID) -> ChallengeOut:
+    with ctx.uow() as uow:  # one short session per read, released before any waiting
+        challenge = challenges.get(ctx, uow, challenge_id)
+        return challenge_out(ctx, ChallengeView(challenge, [], push_login.challenge_extras(uow, challenge)))
+
+
 @router.get("/{challenge_id}", response_model=ChallengeOut)
-def read(challenge_id: uuid.UUID, ctx: Ctx, uow: Uow) -> ChallengeOut:
-    return challenge_out(ctx, challenges.get(ctx, uow, challenge_id))
+async def read(
+    challenge_id: uuid.UUID,
+    ctx: Ctx,
+    wait: Annotated[int, Query(ge=0, le=MAX_WAIT_SECONDS, description="long-poll: seconds to wait for an outcome")] = 0,
+) -> ChallengeOut:
+    """The outcome; with ``wait=N`` the answer comes as soon as the challenge leaves
+    ``pending`` or after N seconds. A waiter holds no DB connection and no thread: it
+    sleeps on the event loop, woken by this process's push endpoint or a periodic re-read."""
+    out = await run_in_threadpool(_read_once, ctx, challenge_id)
+    deadline = time.monotonic() + wait
+    while out.status == "pending" and (left := deadline - time.monotonic()) > 0:
+        await waiters.wait(challenge_id, min(left, RECHECK_SECONDS))
+        out = await run_in_threadpool(_read_once, ctx, challenge_id)
+    return out

@@ -6,6 +6,7 @@ from services.core.models.challenges import Challenge, ChallengeState
 from services.core.models.messaging import OutboxEvent, ProcessedEvent
 from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery  # SMS (issue 3)
 from services.core.models.tokens import Token, TokenState
+from services.core.models.push import PushBlock, PushChallenge, PushToken
 from services.core.models.users import AreaProtection, UserProfile
 
 __all__ = [
@@ -20,6 +21,9 @@ __all__ = [
     "DeliveryState",  # SMS (issue 3)
     "SmsCode",
     "SmsDelivery",
+    "PushBlock",
+    "PushChallenge",
+    "PushToken",
     "Token",
     "TokenState",
     "UserProfile",

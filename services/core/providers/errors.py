@@ -9,16 +9,35 @@ from __future__ import annotations
 
 
 class ProviderError(Exception):
-    def __init__(self, message: str, *, code: int | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        status: int | None = None,
+        reason: str = "error",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.reason = reason
 
 
 class TransientProviderError(ProviderError):
-    """Network error, timeout, 429 or 5xx: the same request may succeed later."""
+    """Network error, timeout, 429 or 5xx: the same request may succeed later.
+
+    ``retry_after`` is the provider's own hint in seconds, if it gave one.
+    """
+
+    def __init__(self, message: str, *, retry_after: int | None = None, reason: str = "transient", **kw: object) -> None:
+        super().__init__(message, reason=reason, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
 
 
 class PermanentProviderError(ProviderError):
-    """The request itself is wrong (invalid number, unsubscribed, bad credentials): no retry."""
+    """The request itself is wrong (invalid number, unsubscribed, FCM token unregistered): no retry."""
+
+    def __init__(self, message: str, *, unregistered: bool = False, reason: str = "permanent", **kw: object) -> None:
+        super().__init__(message, reason=reason, **kw)  # type: ignore[arg-type]
+        self.unregistered = unregistered

@@ -1,0 +1,49 @@
+"""Queue ``push``: send a push challenge to the phone (``push.requested``).
+
+Transient provider errors retry with exponential backoff and jitter, honouring a
+Retry-After hint, capped far below the broker's visibility timeout (a countdown past it
+would be redelivered and run twice on Redis); time limits bound a stuck FCM call.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from services.core.messaging.routes import PUSH_SEND
+from services.core.providers.push import PushSender, TransientProviderError, sender_from_settings
+from services.core.push import delivery
+from services.workers.app import TASK_OPTIONS, app, context
+from shared.events.push import PushRequested
+from shared.registry import parse_event
+
+MAX_RETRIES = 5
+MAX_COUNTDOWN = 30  # seconds; x MAX_RETRIES stays well under the visibility timeout
+_sender: dict[str, PushSender] = {}
+
+
+def sender() -> PushSender:
+    if "s" not in _sender:  # lazily, in the worker process (after fork)
+        _sender["s"] = sender_from_settings(context().settings)
+    return _sender["s"]
+
+
+def countdown(retries: int, hint: int | None) -> float:
+    backoff = min(MAX_COUNTDOWN, 0.5 * 2**retries) * random.uniform(0.5, 1.0)
+    return float(min(MAX_COUNTDOWN, max(backoff, hint or 0)))
+
+
+@app.task(bind=True, name=PUSH_SEND.task, autoretry_for=(DBAPIError,), max_retries=MAX_RETRIES,
+          retry_backoff=True, retry_jitter=True, soft_time_limit=30, time_limit=40, **TASK_OPTIONS)
+def send(self: Any, envelope: dict[str, Any]) -> str:
+    env, cmd = parse_event(envelope)
+    assert isinstance(cmd, PushRequested)
+    try:
+        return delivery.send_push(context(), env.event_id, cmd, sender())
+    except TransientProviderError as exc:
+        if self.request.retries >= MAX_RETRIES:
+            delivery.give_up(context(), env.event_id, cmd, exc.reason)
+            return "gave_up"
+        raise self.retry(exc=exc, countdown=countdown(self.request.retries, exc.retry_after))

@@ -152,6 +152,10 @@ def parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key_id")
     key.set_defaults(func=cmd_apikey)
+
+    from services.cli import portal_cmd  # the reference portal (issue 8)
+
+    portal_cmd.register(sub)
     return p
 
 

@@ -153,6 +153,11 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     key.set_defaults(func=cmd_apikey)
 
+    from services.cli import audit_cmd, keys_cmd  # issue 6: audit and key commands
+
+    audit_cmd.register(sub, _settings)
+    keys_cmd.register(sub, _settings)
+
     from services.cli import portal_cmd  # the reference portal (issue 8)
 
     portal_cmd.register(sub)

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     sms_max_retries: int = Field(6, ge=0, le=20)
     sms_retry_backoff_max_seconds: int = Field(60, ge=1, le=3600)
 
+    # audit log and per-user failure cap (issue 6)
+    audit_signing_key: SecretStr | None = None  # Ed25519: base64 raw 32-byte private key or PEM
+    audit_checkpoint_rows: int = Field(100, ge=1, le=100_000)
+    audit_checkpoint_every: float = Field(300.0, gt=0, le=86_400)  # seconds
+    user_max_failures: int = Field(30, ge=1, le=NIST_MAX_FAILURES)
+    user_backoff_max_seconds: float = Field(3600.0, gt=0, le=86_400)
+
     # API edge
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)
 
@@ -108,6 +115,8 @@ class Settings(BaseSettings):
         problems = []
         if self.encryption_keys is None:
             problems.append("TWOFA_ENCRYPTION_KEYS is required (Fernet keys, comma-separated)")
+        if self.audit_signing_key is None:
+            problems.append("TWOFA_AUDIT_SIGNING_KEY is required (Ed25519 private key, base64 or PEM)")
         if self.sms_provider == "console":
             problems.append("TWOFA_SMS_PROVIDER=console writes codes to a file; use twilio")
         if self.push_provider == "console":

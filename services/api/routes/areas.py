@@ -11,36 +11,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path
-from fastapi.exceptions import HTTPException
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from services.api.deps import Ctx, Uow, UserId, require
 from services.api.schemas import Strict
 from services.core import areas
-from services.core.models import ApiKey
 
 router = APIRouter(tags=["areas"])
 
 _enroll = require("enroll")
-_challenge = require("challenge")
+# The catalogue is configuration, not a secret: the portal and login services both read it.
+require_catalogue_reader = require("enroll", "challenge")
 
 AreaPath = Annotated[str, Path(min_length=1, max_length=64)]
-
-
-def require_catalogue_reader(
-    ctx: Ctx, authorization: Annotated[str | None, Header()] = None
-) -> ApiKey:
-    """Scope ``enroll`` or ``challenge`` (401 for a missing or bad key, as everywhere)."""
-    try:
-        return _enroll(ctx, authorization)
-    except HTTPException as exc:
-        if exc.status_code != 403:
-            raise
-    try:
-        return _challenge(ctx, authorization)
-    except HTTPException as exc:
-        raise HTTPException(403, "this API key lacks the 'enroll' or 'challenge' scope") from exc
 
 
 class CatalogueOut(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from services.api.deps import Ctx, Uow, UserId, require
@@ -27,9 +27,10 @@ class RecoveryOut(BaseModel):
 
 @router.get(
     "/recovery-token",
-    response_class=PlainTextResponse,
+    # No response_class here: it would also relabel the JSON error responses as text/plain.
+    response_class=Response,
     responses={
-        200: {"content": {"text/plain": {}}, "description": "the file, offered once"},
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the file, offered once"},
         404: {"description": "no recovery token issued"},
         410: {"description": "already downloaded"},
     },

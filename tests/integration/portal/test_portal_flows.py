@@ -125,3 +125,42 @@ def test_wrong_password_is_one_message_for_known_and_unknown_users(world: Portal
 def test_pages_need_a_signed_in_user(world: PortalWorld, path: str):
     r = world.browser.get(path)
     assert r.status_code == 303 and r.headers["location"] == f"/portal/login?next={path}"
+
+
+def test_sms_enrollment_description_and_phone_then_the_code_from_the_console_outbox(
+        world: PortalWorld, publisher):
+    """SMS: description + phone → code entry. The SMS task runs in-process on the console
+    provider, which writes the message to var/outbox/sms.log as in ``twofa dev``."""
+    from services.workers import app as worker_app
+    from services.workers.tasks import sms as sms_tasks
+
+    world.login()
+    r = world.post("/portal/security/enroll", {"type": "sms", "description": "Work phone",
+                                               "phone": "+49 151 12345678"},
+                   form_page="/portal/security/enroll")
+    assert r.status_code == 303 and r.headers["location"].endswith("/activate")
+    worker_app.configure(world.ctx.settings, ctx=world.ctx)
+    sms_tasks._sender.clear()
+    try:
+        for env in publisher.published:
+            if env["type"] == "sms.requested":
+                sms_tasks.send.apply(args=[env])
+    finally:
+        sms_tasks._sender.clear()
+    outbox = (world.ctx.settings.var_dir / "outbox" / "sms.log").read_text()
+    code = re.findall(r"\b(\d{6})\b", outbox)[-1]
+    page = world.browser.get(r.headers["location"]).text
+    assert "We sent a code by SMS" in page and "12345678" not in page  # the number is masked
+    r = world.post(r.headers["location"], {"code": code})
+    assert r.headers["location"] == "/portal/security"
+    (token,) = world.api.get("/v1/users/alice/tokens").json()["tokens"]
+    assert token["type"] == "sms" and token["state"] == "active"
+    assert 'data-auto-submit="1"' in world.browser.get("/portal/security").text  # first token
+
+
+def test_sms_enrollment_needs_a_phone_number(world: PortalWorld):
+    world.login()
+    r = world.post("/portal/security/enroll", {"type": "sms", "description": "Work phone"},
+                   form_page="/portal/security/enroll")
+    assert r.status_code == 422 and "phone number" in r.text
+    assert world.api.get("/v1/users/alice/tokens").json()["tokens"] == []

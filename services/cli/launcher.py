@@ -87,6 +87,12 @@ def run_dev(settings: Settings, *, host: str, port: int) -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         start_processes(sup, host, port)
+        # The reference portal (issue 8): its own process, an HTTP client with its own key.
+        from services.cli import portal_cmd
+
+        sup.env.update(portal_cmd.dev_env(settings, host, port))  # spawned last: only it sees these
+        sup.spawn("portal", "portal", "serve", "--host", host, "--port", str(port + 1))
+        print(f"twofa dev: portal on http://{host}:{port + 1}/portal/ (accounts: twofa portal adduser NAME)", flush=True)
         print(f"twofa dev: API on http://{host}:{port} (docs at /docs); Ctrl-C stops everything", flush=True)
         print(f"twofa dev: database {settings.resolved_database_url}; broker {'embedded' if broker else broker_url}", flush=True)
         print(f"twofa dev: console SMS and push messages go to {settings.var_dir.resolve() / 'outbox'}", flush=True)

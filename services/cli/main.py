@@ -157,6 +157,10 @@ def parser() -> argparse.ArgumentParser:
 
     audit_cmd.register(sub, _settings)
     keys_cmd.register(sub, _settings)
+
+    from services.cli import portal_cmd  # the reference portal (issue 8)
+
+    portal_cmd.register(sub)
     return p
 
 

@@ -1,0 +1,134 @@
+"""The portal's only way to the twofa API: JSON over HTTP with the portal's API key.
+
+Every method maps to one endpoint of product.md §6. Errors come back as ``ApiError``
+with the API's ``{"error": {"code", "message"}}``; codes, secrets and recovery tokens
+travel only in request bodies, never in a URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+class ApiUnavailable(Exception):
+    """The API could not be reached or answered with a 5xx."""
+
+
+@dataclass(frozen=True)
+class RecoveryFile:
+    filename: str
+    text: str
+
+
+def _u(user: str) -> str:
+    return quote(user, safe="")
+
+
+class TwofaClient:
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    @classmethod
+    def connect(cls, base_url: str, api_key: str, timeout: float) -> "TwofaClient":
+        # The long-poll adds its own wait to the read timeout (see ``challenge``).
+        return cls(httpx.Client(base_url=base_url, timeout=timeout,
+                                headers={"Authorization": f"Bearer {api_key}"}))
+
+    def _call(self, method: str, path: str, *, json: Any = None,
+              params: dict[str, Any] | None = None, timeout: float | None = None) -> httpx.Response:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            r = self.http.request(method, path, json=json, params=params, **extra)
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(type(exc).__name__) from exc
+        if r.status_code >= 500:
+            raise ApiUnavailable(f"HTTP {r.status_code}")
+        if r.status_code >= 400:
+            try:
+                err = r.json()["error"]
+                code, message = str(err["code"]), str(err["message"])
+            except (ValueError, KeyError, TypeError):
+                code, message = "error", r.reason_phrase
+            retry = r.headers.get("Retry-After")
+            raise ApiError(r.status_code, code, message, int(retry) if retry and retry.isdigit() else None)
+        return r
+
+    # -- tokens (scope enroll) ------------------------------------------------------------
+    def start_enrollment(self, user: str, type_: str, description: str,
+                         phone: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": type_, "description": description}
+        if phone is not None:
+            body["phone"] = phone
+        return self._call("POST", f"/v1/users/{_u(user)}/tokens", json=body).json()  # type: ignore[no-any-return]
+
+    def enrollment_step(self, user: str, token_id: str, step: str,
+                        code: str | None = None) -> dict[str, Any]:
+        assert step in ("scanned", "activate", "confirm")
+        body = None if code is None else {"code": code}
+        return self._call("POST", f"/v1/users/{_u(user)}/tokens/{_u(token_id)}/{step}",  # type: ignore[no-any-return]
+                          json=body).json()
+
+    def tokens(self, user: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/v1/users/{_u(user)}/tokens").json()["tokens"]  # type: ignore[no-any-return]
+
+    def delete_token(self, user: str, token_id: str, code: str | None,
+                     verify_token_id: str | None = None) -> None:
+        body: dict[str, Any] = {"code": code} if code else {}
+        if verify_token_id:
+            body["verify_token_id"] = verify_token_id
+        self._call("DELETE", f"/v1/users/{_u(user)}/tokens/{_u(token_id)}", json=body)
+
+    # -- recovery (scope enroll) ----------------------------------------------------------
+    def recovery_file(self, user: str) -> RecoveryFile:
+        r = self._call("GET", f"/v1/users/{_u(user)}/recovery-token")
+        disposition = r.headers.get("Content-Disposition", "")
+        name = disposition.split('filename="', 1)[-1].rstrip('"') if 'filename="' in disposition else ""
+        return RecoveryFile(filename=name or "twofa-recovery.txt", text=r.text)
+
+    def redeem_recovery(self, user: str, recovery_token: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/users/{_u(user)}/recovery",  # type: ignore[no-any-return]
+                          json={"recovery_token": recovery_token}).json()
+
+    # -- areas (scope enroll) -------------------------------------------------------------
+    def areas(self, user: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/v1/users/{_u(user)}/areas").json()["areas"]  # type: ignore[no-any-return]
+
+    def set_area(self, user: str, area: str, protected: bool, code: str | None,
+                 verify_token_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"protected": protected}
+        if code:
+            body["code"] = code
+        if verify_token_id:
+            body["verify_token_id"] = verify_token_id
+        return self._call("PUT", f"/v1/users/{_u(user)}/areas/{_u(area)}", json=body).json()  # type: ignore[no-any-return]
+
+    # -- the login challenge (scope challenge) --------------------------------------------
+    def create_challenge(self, user: str, area: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/challenges", json={"user_id": user, "area": area}).json()  # type: ignore[no-any-return]
+
+    def select(self, challenge_id: str, token_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/challenges/{_u(challenge_id)}/select",  # type: ignore[no-any-return]
+                          json={"token_id": token_id}).json()
+
+    def verify(self, challenge_id: str, code: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/challenges/{_u(challenge_id)}/verify",  # type: ignore[no-any-return]
+                          json={"code": code}).json()
+
+    def challenge(self, challenge_id: str, wait: int = 0) -> dict[str, Any]:
+        params = {"wait": wait} if wait else None
+        timeout = None if not wait else float(wait) + 10.0
+        return self._call("GET", f"/v1/challenges/{_u(challenge_id)}", params=params,  # type: ignore[no-any-return]
+                          timeout=timeout).json()
+
+    def close(self) -> None:
+        self.http.close()

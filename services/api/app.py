@@ -9,12 +9,15 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.limits import BodySizeLimit
-from services.api.routes import challenges, health, tokens
+from services.api.routes import audit, challenges, health, tokens
+from services.api.routes import areas, recovery  # issue 5
+from services.api.routes import callbacks, sms  # SMS (issue 3)
 from services.core.bootstrap import build_context
 from services.core.context import Context
 from services.core.settings import Settings
 
-ROUTERS = (health.router, tokens.router, challenges.router)
+ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router)
+ROUTERS += (callbacks.router, sms.enroll_router, sms.challenge_router)  # SMS (issue 3)
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> FastAPI:
@@ -41,6 +44,6 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     app.state.ctx = ctx
     errors.install(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
     return app

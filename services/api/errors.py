@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.errors import DomainError, Throttled
@@ -55,3 +57,32 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(json.JSONDecodeError)
     async def _json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
         return error_response(400, "invalid_json", "the body is not valid JSON")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """The one error shape, declared on every route so clients (and schemathesis) can rely on it."""
+
+    error: ErrorBody
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "malformed request"),
+        (401, "missing or invalid API key"),
+        (403, "the API key lacks the scope, or a step-up code is required"),
+        (404, "not found"),
+        (405, "method not allowed"),
+        (409, "wrong state"),
+        (410, "expired"),
+        (413, "request body too large"),
+        (415, "unsupported media type"),
+        (422, "invalid input or code"),
+        (429, "throttled; see Retry-After"),
+    )
+}

@@ -29,7 +29,9 @@ class CodeIn(Strict):
 
 
 class DeleteIn(Strict):
-    code: str | None = Code
+    # Optional so that ``{}`` gets 403 step_up_required (or deletes an abandoned
+    # enrollment when the user has no active token) rather than a schema error.
+    code: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
     verify_token_id: uuid.UUID | None = None
 
 

@@ -152,6 +152,11 @@ def parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key_id")
     key.set_defaults(func=cmd_apikey)
+
+    from services.cli import audit_cmd, keys_cmd  # issue 6: audit and key commands
+
+    audit_cmd.register(sub, _settings)
+    keys_cmd.register(sub, _settings)
     return p
 
 

@@ -15,6 +15,11 @@ from services.core.settings import Settings
 
 # Token types register themselves on import.
 import services.core.tokens.totp_factor  # noqa: F401
+import services.core.tokens.sms_factor  # noqa: F401  (SMS, issue 3)
+
+# First-activation hooks (sso protected by default, recovery token) register on import.
+import services.core.areas  # noqa: F401
+import services.core.recovery  # noqa: F401
 
 log = logging.getLogger(__name__)
 

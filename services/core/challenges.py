@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from services.core.clock import as_utc
-from services.core.errors import Conflict, Gone, InvalidCode, NotFound, Unprocessable
+from services.core.errors import Conflict, Forbidden, Gone, InvalidCode, NotFound, Unprocessable
 from services.core.models import AreaProtection, Challenge, ChallengeState, Token, TokenState
 from services.core.tokens.factors import factor_for
 from services.core.tokens.verification import check_token_code
@@ -58,10 +58,25 @@ def usable_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
     )
 
 
+def _has_locked_tokens(uow: UnitOfWork, user_id: str) -> bool:
+    return (
+        uow.session.scalar(
+            select(Token.id)
+            .where(Token.user_id == user_id, Token.state == TokenState.LOCKED)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def create(ctx: Context, uow: UnitOfWork, user_id: str, area: str) -> ChallengeView:
     if area not in ctx.settings.area_names:
         raise Unprocessable(f"unknown area {area!r}", code="unknown_area")
-    tokens = usable_tokens(uow, user_id) if is_protected(uow, user_id, area) else []
+    protected = is_protected(uow, user_id, area)
+    tokens = usable_tokens(uow, user_id) if protected else []
+    if protected and not tokens and _has_locked_tokens(uow, user_id):
+        # Fail closed: locking every token (by guessing) must not switch 2FA off.
+        raise Forbidden("every second factor of this user is locked", code="factors_locked")
     if not tokens:
         # Unknown users get this same answer: no account's existence is revealed.
         uow.emit(ChallengeNotRequired(area=area), user_id=user_id)

@@ -70,6 +70,28 @@ class Settings(BaseSettings):
     fcm_credentials_file: Path | None = None
     fcm_api_url: str = "https://fcm.googleapis.com"
 
+    # recovery token (issue 5): per-user back-off on wrong guesses
+    recovery_free_failures: int = Field(3, ge=0, le=20)
+    recovery_backoff_base_seconds: float = Field(10.0, gt=0, le=3600)
+    recovery_backoff_max_seconds: float = Field(3600.0, gt=0, le=86400)
+
+    # SMS (issue 3): code lifetime, throttles, quota, delivery retries
+    sms_code_ttl_seconds: int = Field(300, ge=30, le=600)
+    sms_code_attempts: int = Field(3, ge=1, le=10)
+    sms_resend_interval_seconds: int = Field(30, ge=0, le=3600)  # per number and per user
+    sms_max_per_hour: int = Field(5, ge=1, le=100)  # per number and per user
+    sms_daily_quota: int = Field(10, ge=1, le=1000)  # per user, toll-fraud protection
+    sms_send_timeout_seconds: float = Field(10.0, gt=0, le=60)  # one HTTP call to the provider
+    sms_max_retries: int = Field(6, ge=0, le=20)
+    sms_retry_backoff_max_seconds: int = Field(60, ge=1, le=3600)
+
+    # audit log and per-user failure cap (issue 6)
+    audit_signing_key: SecretStr | None = None  # Ed25519: base64 raw 32-byte private key or PEM
+    audit_checkpoint_rows: int = Field(100, ge=1, le=100_000)
+    audit_checkpoint_every: float = Field(300.0, gt=0, le=86_400)  # seconds
+    user_max_failures: int = Field(30, ge=1, le=NIST_MAX_FAILURES)
+    user_backoff_max_seconds: float = Field(3600.0, gt=0, le=86_400)
+
     # performance (issue 7, bench/): verified API keys are cached in each API process for
     # this long (a revoked key stops working within it); threads per API worker that run
     # the (sync) endpoints: 0 keeps anyio's default of 40.
@@ -99,6 +121,8 @@ class Settings(BaseSettings):
         problems = []
         if self.encryption_keys is None:
             problems.append("TWOFA_ENCRYPTION_KEYS is required (Fernet keys, comma-separated)")
+        if self.audit_signing_key is None:
+            problems.append("TWOFA_AUDIT_SIGNING_KEY is required (Ed25519 private key, base64 or PEM)")
         if self.sms_provider == "console":
             problems.append("TWOFA_SMS_PROVIDER=console writes codes to a file; use twilio")
         if self.push_provider == "console":
@@ -109,6 +133,18 @@ class Settings(BaseSettings):
             raise InsecureConfiguration(
                 f"TWOFA_ENV={self.env} refuses development defaults: " + "; ".join(problems)
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sms_provider_is_complete(self) -> "Settings":
+        # SMS (issue 3): refuse at startup what would only fail at the first send.
+        if self.sms_provider == "twilio":
+            missing = [n for n, v in (("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                                      ("TWILIO_AUTH_TOKEN", self.twilio_auth_token)) if not v]
+            if not (self.twilio_from_number or self.twilio_messaging_service_sid):
+                missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+            if missing:
+                raise ValueError("TWOFA_SMS_PROVIDER=twilio needs " + ", ".join(missing))
         return self
 
     @property

@@ -56,7 +56,8 @@ def row_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
 
 
-def _lock_chain(session: Session) -> None:
+def lock_chain(session: Session) -> None:
+    """Serialise appends (and checkpoints) to the chain head for this transaction."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(727274)"))
     # SQLite: every write transaction already starts with BEGIN IMMEDIATE (see db.py).
@@ -64,7 +65,7 @@ def _lock_chain(session: Session) -> None:
 
 def append(session: Session, envelope: dict[str, Any], recorded_at: datetime) -> AuditEntry | None:
     """Append one event at the chain's head; None if this event_id is already there."""
-    _lock_chain(session)
+    lock_chain(session)
     event_id = uuid.UUID(envelope["event_id"])
     if session.scalar(select(AuditEntry.position).where(AuditEntry.event_id == event_id)):
         return None

@@ -1,20 +1,25 @@
 """Every mapped class, imported here so that metadata and Alembic see them all."""
 
 from services.core.models.apikeys import ApiKey
-from services.core.models.audit import AuditEntry
+from services.core.models.audit import AuditCheckpoint, AuditEntry
 from services.core.models.challenges import Challenge, ChallengeState
 from services.core.models.messaging import OutboxEvent, ProcessedEvent
+from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery  # SMS (issue 3)
 from services.core.models.tokens import Token, TokenState
 from services.core.models.users import AreaProtection, UserProfile
 
 __all__ = [
     "ApiKey",
     "AreaProtection",
+    "AuditCheckpoint",
     "AuditEntry",
     "Challenge",
     "ChallengeState",
     "OutboxEvent",
     "ProcessedEvent",
+    "DeliveryState",  # SMS (issue 3)
+    "SmsCode",
+    "SmsDelivery",
     "Token",
     "TokenState",
     "UserProfile",

@@ -25,3 +25,20 @@ class AuditEntry(Base):
     envelope: Mapped[JsonDict]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement "the chain had ``hash`` at ``position``" (Ed25519).
+
+    Checkpoints are what makes a cut tail visible: rows can be deleted from the end of
+    the chain without breaking any hash, but not without losing a signed position.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    position: Mapped[int] = mapped_column(BigIntPk, index=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[UtcDateTime]
+    key_id: Mapped[str] = mapped_column(String(16))  # fingerprint of the public key
+    signature: Mapped[str] = mapped_column(String(128))  # base64 of the 64-byte signature

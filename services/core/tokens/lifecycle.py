@@ -53,7 +53,9 @@ def require_step_up(
 ) -> Token | None:
     """A fresh valid code from one of the user's active tokens, if the user has any.
 
-    Returns the token that verified, or None when the user has no active token.
+    Returns the token that verified, or None when the user has no token at all
+    (nothing to protect yet). Locked tokens do not count as "no token": with only
+    locked tokens every step-up is refused (403 ``factors_locked``).
     """
     actives = list(
         uow.session.scalars(
@@ -63,12 +65,24 @@ def require_step_up(
         )
     )
     if not actives:
+        if _has_locked(uow, user_id):
+            # Fail closed: guessing every token into lockout must not unlock the settings.
+            raise Forbidden(
+                "every token is locked; reset with the recovery token", code="factors_locked"
+            )
         return None
     if not code:
         raise Forbidden("a valid code from one of your tokens is required", code="step_up_required")
     verifier = _pick_verifier(actives, verify_with, default)
     check_token_code(ctx, uow, verifier, code, purpose=purpose)
     return verifier
+
+
+def _has_locked(uow: UnitOfWork, user_id: str) -> bool:
+    found = uow.session.scalar(
+        select(Token.id).where(Token.user_id == user_id, Token.state == TokenState.LOCKED).limit(1)
+    )
+    return found is not None
 
 
 def _pick_verifier(actives: list[Token], verify_with: uuid.UUID | None, default: Token | None) -> Token:

@@ -74,6 +74,7 @@ def match_step(
     compared in constant time and the loop does not stop early, so timing tells
     nothing about which step matched.
     """
+    # isascii first: "١٢٣٤٥٦".isdigit() is True, and compare_digest refuses non-ASCII str.
     if len(code) != params.digits or not (code.isascii() and code.isdigit()):
         return None
     centre = time_step(unix_time, params.period) + drift
@@ -81,7 +82,7 @@ def match_step(
     for step in range(centre - window, centre + window + 1):
         if after_step is not None and step <= after_step:
             continue
-        if hmac.compare_digest(code_at_step(secret, step, params), code) and found is None:
+        if hmac.compare_digest(code_at_step(secret, step, params).encode(), code.encode()) and found is None:
             found = step
     return found
 

@@ -1,18 +1,27 @@
-"""Checking a code for one token, with the per-token back-off around it.
+"""Checking a code for one token, with the per-token and per-user back-off around it.
 
-A failed check is itself a state change (the failure count), so it is committed
+A failed check is itself a state change (the failure counts), so it is committed
 before the error is raised: a rejected code changes nothing but the count of
 rejected codes.
+
+Besides each token's own count, ``UserProfile.failures`` counts consecutive
+failures over all of a user's factors (NIST SP 800-63B 5.2.2: at most 100). It never
+locks: the wait it imposes doubles as the count nears ``user_max_failures`` and
+stays at ``user_backoff_max_seconds`` from there on, so guessing across many tokens
+gains nothing, and a stranger can delay the user but never lock them out for good.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from services.core.errors import InvalidCode, Throttled
-from services.core.models import Token, TokenState
+from services.core.models import Token, TokenState, UserProfile
 from services.core.tokens.factors import factor_for
 from services.core.tokens.throttle import ThrottlePolicy, next_backoff, wait_seconds
 from shared.events.token import TokenLocked, TokenVerificationFailed
@@ -40,11 +49,36 @@ def ensure_not_throttled(ctx: Context, token: Token) -> None:
         raise Throttled("too many wrong codes; try again later", retry_after=wait)
 
 
+def user_delay_after(failures: int, cap: int, max_seconds: float) -> float:
+    """Seconds a user waits after ``failures`` consecutive failures over all factors.
+
+    ``max_seconds`` halves for each failure short of ``cap``; under a second is no wait,
+    so the first dozen-odd failures cost nothing here (the per-token throttle applies).
+    """
+    if failures <= 0:
+        return 0.0
+    delay = max_seconds * 2.0 ** min(0, failures - cap)
+    return delay if delay >= 1.0 else 0.0
+
+
+def ensure_user_not_throttled(ctx: Context, uow: UnitOfWork, user_id: str) -> None:
+    profile = uow.session.get(UserProfile, user_id)
+    wait = wait_seconds(profile.backoff_until, ctx.clock.now()) if profile is not None else 0
+    if wait:
+        raise Throttled(
+            "too many wrong codes for this user; try again later",
+            retry_after=wait,
+            code="user_throttled",
+        )
+
+
 def check_token_code(ctx: Context, uow: UnitOfWork, token: Token, code: str, *, purpose: str) -> None:
     """Accept ``code`` for ``token`` or raise (after committing the failure).
 
-    During a back-off the code is not even looked at, so guessing gains nothing.
+    During a back-off (the token's or the user's) the code is not even looked at, so
+    guessing gains nothing.
     """
+    ensure_user_not_throttled(ctx, uow, token.user_id)
     ensure_not_throttled(ctx, token)
     code = code.strip().replace(" ", "")
     ok = len(code) <= MAX_CODE_LENGTH and factor_for(token.type).check_code(ctx, uow, token, code)
@@ -53,6 +87,7 @@ def check_token_code(ctx: Context, uow: UnitOfWork, token: Token, code: str, *, 
         token.failures = 0
         token.backoff_until = None
         token.last_used_at = now
+        _reset_user_failures(uow, token.user_id)
         return
     record_failure(ctx, uow, token, purpose=purpose)
     uow.commit()
@@ -72,6 +107,7 @@ def record_failure(ctx: Context, uow: UnitOfWork, token: Token, *, purpose: str)
     ).scalar_one()
     token.failures = failures
     token.backoff_until = next_backoff(policy, failures, now)
+    _count_user_failure(ctx, uow, token.user_id, now)
     backoff = int(policy.delay_after(failures))
     uow.emit(
         TokenVerificationFailed(
@@ -89,3 +125,35 @@ def record_failure(ctx: Context, uow: UnitOfWork, token: Token, *, purpose: str)
             TokenLocked(token_id=token.id, token_type=token.type, consecutive_failures=failures),
             user_id=token.user_id,
         )
+
+
+def _reset_user_failures(uow: UnitOfWork, user_id: str) -> None:
+    uow.session.execute(
+        update(UserProfile)
+        .where(UserProfile.user_id == user_id, UserProfile.failures != 0)
+        .values(failures=0, backoff_until=None)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def _count_user_failure(ctx: Context, uow: UnitOfWork, user_id: str, now: datetime) -> None:
+    """One more consecutive failure for the user; the profile row is created on demand."""
+    if uow.session.get(UserProfile, user_id) is None:
+        try:
+            with uow.session.begin_nested():
+                uow.session.add(UserProfile(user_id=user_id, created_at=now, failures=0))
+        except IntegrityError:  # a concurrent failure created it first
+            pass
+    cap = ctx.settings.user_max_failures
+    failures = uow.session.execute(
+        update(UserProfile)
+        .where(UserProfile.user_id == user_id)
+        .values(failures=UserProfile.failures + 1)
+        .returning(UserProfile.failures)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    delay = user_delay_after(failures, cap, ctx.settings.user_backoff_max_seconds)
+    profile = uow.session.get(UserProfile, user_id)
+    if profile is not None:
+        profile.failures = failures
+        profile.backoff_until = now + timedelta(seconds=delay) if delay else None

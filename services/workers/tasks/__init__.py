@@ -1,3 +1,4 @@
 """Importing this package registers every task on the worker app."""
 
 from services.workers.tasks import audit, expiry  # noqa: F401
+from services.workers.tasks import sms  # noqa: F401  (SMS, issue 3)

@@ -1,4 +1,4 @@
-"""Queue ``audit``: append every event to the hash-chained audit log."""
+"""Queue ``audit``: append every event to the hash-chained audit log (and sign checkpoints)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from services.core.audit import chain
+from services.core.audit import service
 from services.core.messaging.routes import AUDIT_APPEND
 from services.workers.app import TASK_OPTIONS, app, context
 from shared.registry import ContractError, parse_event
@@ -30,6 +30,4 @@ def append(envelope: dict[str, Any]) -> None:
     except ContractError as exc:
         log.error("audit: refusing an event that breaks its contract: %s", type(exc).__name__)
         return
-    ctx = context()
-    with ctx.sessions.begin() as session:
-        chain.append(session, envelope, ctx.clock.now())
+    service.record_in(context(), envelope)

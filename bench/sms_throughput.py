@@ -1,0 +1,100 @@
+"""SMS dispatch throughput of ONE worker process against FakeTwilio with 100 ms latency.
+
+Not a test: prints figures. Queues N ``sms.requested`` events through the real broker
+(local Redis, its own database number, flushed first) with no worker running, then starts
+one ``twofa worker --queues sms --pool threads --concurrency C`` process and measures
+messages/s from the first to the last message FakeTwilio accepted.
+
+    /work/main/.venv/bin/python bench/sms_throughput.py --n 2000 --concurrency 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.core.bootstrap import build_context  # noqa: E402
+from services.core.db import Base, make_engine  # noqa: E402
+from services.core.settings import Settings  # noqa: E402
+from services.core.sms import codes  # noqa: E402
+from services.core.tokens import service  # noqa: E402
+from services.core.tokens.factors import EnrollRequest  # noqa: E402
+from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--redis-db", type=int, default=12)
+    args = ap.parse_args()
+    broker = f"redis://127.0.0.1:6379/{args.redis_db}"
+    redis.Redis.from_url(broker).flushdb()
+    tmp = Path(tempfile.mkdtemp(prefix="sms-bench-"))
+    db = tmp / "twofa.db"
+    engine = make_engine(f"sqlite:///{db}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    key = Fernet.generate_key().decode()
+    with FakeTwilio() as fake:
+        fake.latency = args.latency
+        settings = Settings(
+            env="test", var_dir=tmp / "var", database_url=f"sqlite:///{db}", broker_url=broker,
+            encryption_keys=key, sms_provider="twilio", TWILIO_ACCOUNT_SID=fake.account_sid,
+            TWILIO_AUTH_TOKEN=fake.auth_token, TWILIO_FROM_NUMBER="+15005550006",
+            twilio_api_url=fake.url, sms_daily_quota=1000, sms_max_per_hour=100,
+            sms_resend_interval_seconds=0,
+        )
+        ctx = build_context(settings, background=False)
+        t0 = time.perf_counter()
+        # One token per user so that the per-user quota does not get in the way.
+        with ctx.uow() as uow:
+            for i in range(args.n):
+                service.start_enrollment(ctx, uow, f"user{i}", EnrollRequest("sms", "p", f"+491511{i:07d}"))
+            uow.commit()  # dispatches all n events to the broker after the commit
+        print(f"queued {args.n} messages in {time.perf_counter() - t0:.1f} s")
+        env = {**os.environ, "TWOFA_ENV": "test", "TWOFA_VAR_DIR": str(tmp / "var"),
+               "TWOFA_DATABASE_URL": f"sqlite:///{db}", "TWOFA_BROKER_URL": broker,
+               "TWOFA_ENCRYPTION_KEYS": key, "TWOFA_SMS_PROVIDER": "twilio",
+               "TWILIO_ACCOUNT_SID": fake.account_sid, "TWILIO_AUTH_TOKEN": fake.auth_token,
+               "TWILIO_FROM_NUMBER": "+15005550006", "TWOFA_TWILIO_API_URL": fake.url,
+               "TWOFA_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        for var in ("TWILIO_EDGE", "TWILIO_REGION"):
+            env.pop(var, None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "worker", "--queues", "sms", "--pool",
+             "threads", "--concurrency", str(args.concurrency)],
+            cwd=ROOT, env=env, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while len(fake.messages) < args.n and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        reqs = [r.t_perf for r in fake.requests]
+        n = len(fake.messages)
+        span = max(reqs) - min(reqs) if reqs else 0.0
+        print(f"accepted {n}/{args.n} messages ({len(reqs)} requests), latency {args.latency * 1000:.0f} ms, "
+              f"concurrency {args.concurrency}")
+        print(f"first→last accepted: {span:.2f} s → {n / span if span else 0:.0f} messages/s per process")
+        assert codes  # imported for the reader: codes.issue is what enrollment runs
+    ctx.engine.dispose()
+    redis.Redis.from_url(broker).flushdb()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Protected areas: the catalogue and each user's choice.
+
+``GET /v1/areas`` accepts a key with scope ``enroll`` (the portal renders the
+choices) or ``challenge`` (a login service needs the valid area names). The
+catalogue is configuration, not a secret. The per-user endpoints need ``enroll``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, Field
+
+from services.api.deps import Ctx, Uow, UserId, require
+from services.api.schemas import Strict
+from services.core import areas
+
+router = APIRouter(tags=["areas"])
+
+_enroll = require("enroll")
+# The catalogue is configuration, not a secret: the portal and login services both read it.
+require_catalogue_reader = require("enroll", "challenge")
+
+AreaPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class CatalogueOut(BaseModel):
+    areas: list[str]
+
+
+class AreaOut(BaseModel):
+    area: str
+    protected: bool
+    updated_at: datetime | None = None
+
+
+class AreaChangeOut(AreaOut):
+    changed: bool
+
+
+class UserAreasOut(BaseModel):
+    user_id: str
+    areas: list[AreaOut]
+
+
+class AreaIn(Strict):
+    protected: bool
+    code: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
+    verify_token_id: uuid.UUID | None = None
+
+
+def _out(state: areas.AreaState) -> AreaOut:
+    return AreaOut(area=state.area, protected=state.protected, updated_at=state.updated_at)
+
+
+@router.get(
+    "/v1/areas", response_model=CatalogueOut, dependencies=[Depends(require_catalogue_reader)]
+)
+def catalogue(ctx: Ctx) -> CatalogueOut:
+    return CatalogueOut(areas=list(areas.catalogue(ctx)))
+
+
+@router.get(
+    "/v1/users/{user_id}/areas", response_model=UserAreasOut, dependencies=[Depends(_enroll)]
+)
+def user_areas(user_id: UserId, ctx: Ctx, uow: Uow) -> UserAreasOut:
+    listed = [_out(a) for a in areas.user_areas(ctx, uow, user_id)]
+    return UserAreasOut(user_id=user_id, areas=listed)
+
+
+@router.get(
+    "/v1/users/{user_id}/areas/{area}", response_model=AreaOut, dependencies=[Depends(_enroll)]
+)
+def user_area(user_id: UserId, area: AreaPath, ctx: Ctx, uow: Uow) -> AreaOut:
+    return _out(areas.user_area(ctx, uow, user_id, area))
+
+
+@router.put(
+    "/v1/users/{user_id}/areas/{area}",
+    response_model=AreaChangeOut,
+    dependencies=[Depends(_enroll)],
+)
+def set_area(user_id: UserId, area: AreaPath, body: AreaIn, ctx: Ctx, uow: Uow) -> AreaChangeOut:
+    """Needs a fresh valid code (``code``, optionally ``verify_token_id``) once the
+    user has an active token: 403 ``step_up_required`` without one, 422 for a wrong
+    or replayed code. An unknown area is 404 ``unknown_area``."""
+    state = areas.set_protection(
+        ctx, uow, user_id, area, body.protected, code=body.code, verify_with=body.verify_token_id
+    )
+    uow.commit()
+    return AreaChangeOut(
+        area=state.area,
+        protected=state.protected,
+        updated_at=state.updated_at,
+        changed=state.changed,
+    )

@@ -1,0 +1,86 @@
+"""The audit log for auditors (scope ``audit:read``): paged rows and chain verification.
+
+``GET /v1/audit/verify`` answers 200 whether or not the chain is intact: the request
+succeeded, and its answer is ``ok: false`` with the first bad position. A 5xx would
+say the verifier broke, a 4xx that the auditor asked wrongly; neither is true of a
+tampered log, and monitoring can alert on ``ok`` alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from services.api.deps import USER_ID_PATTERN, Ctx, require
+from services.core.audit import query
+from services.core.audit.service import verifier_for
+from services.core.audit.verify import verify_chain
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(require("audit:read"))])
+
+
+class AuditRowOut(BaseModel):
+    position: int
+    hash: str
+    prev_hash: str
+    recorded_at: datetime
+    event_id: str
+    type: str
+    user_id: str | None
+    occurred_at: datetime
+    factor: str | None
+    outcome: str | None
+    envelope: dict[str, Any]
+
+
+class AuditPageOut(BaseModel):
+    events: list[AuditRowOut]
+    next_after: int | None  # pass as ``after`` for the next page; null on the last page
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_position: int | None
+    problem: str | None
+    head_position: int | None
+    checkpoint_position: int | None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@router.get("/events", response_model=AuditPageOut)
+def events(
+    ctx: Ctx,
+    after: Annotated[int, Query(ge=0, le=2**62, description="last position already read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=query.MAX_PAGE)] = 100,
+    user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN, max_length=128)] = None,
+    type: Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=64)] = None,
+    since: Annotated[datetime | None, Query(description="occurred_at at or after (UTC if naive)")] = None,
+    until: Annotated[datetime | None, Query(description="occurred_at before (UTC if naive)")] = None,
+) -> AuditPageOut:
+    where = query.AuditFilter(user_id=user_id, type=type, since=_utc(since), until=_utc(until))
+    with ctx.sessions() as session:
+        rows = query.page(session, after=after, limit=limit, where=where)
+        out = [AuditRowOut(**query.row_dict(r)) for r in rows]
+    return AuditPageOut(events=out, next_after=out[-1].position if len(out) == limit else None)
+
+
+@router.get(
+    "/verify",
+    response_model=VerifyOut,
+    description="Recomputes every hash and checks the latest signed checkpoint. "
+    "A tampered log is still a 200, with ok=false and the first bad position.",
+)
+def verify(ctx: Ctx) -> VerifyOut:
+    verifier = verifier_for(ctx)
+    with ctx.sessions() as session:
+        result = verify_chain(session, verifier)
+    return VerifyOut(**result.as_dict())

@@ -1,0 +1,74 @@
+"""Signed checkpoints of the chain head, written by the audit consumer.
+
+A checkpoint is due when ``every_rows`` rows were appended since the last one, or
+when the last one is older than ``every_seconds`` and rows were appended since. It
+is written in the same transaction as the row that made it due, under the chain
+lock, so checkpoints never point past what has committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.core.audit.signing import CheckpointSigner
+from services.core.clock import as_utc
+from services.core.models import AuditCheckpoint, AuditEntry
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    every_rows: int = 100
+    every_seconds: float = 300.0
+
+
+def latest(session: Session) -> AuditCheckpoint | None:
+    return session.scalar(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.position.desc(), AuditCheckpoint.id.desc()).limit(1)
+    )
+
+
+def is_due(last: AuditCheckpoint | None, head_position: int, now: datetime, policy: CheckpointPolicy) -> bool:
+    if head_position <= 0:
+        return False
+    if last is None:
+        return True
+    behind = head_position - last.position
+    if behind <= 0:
+        return False
+    if behind >= policy.every_rows:
+        return True
+    return (now - as_utc(last.signed_at)).total_seconds() >= policy.every_seconds
+
+
+def write(session: Session, signer: CheckpointSigner, position: int, hash_: str, now: datetime) -> AuditCheckpoint:
+    checkpoint = AuditCheckpoint(
+        position=position,
+        hash=hash_,
+        signed_at=now,
+        key_id=signer.key_id,
+        signature=signer.sign(position, hash_, now),
+    )
+    session.add(checkpoint)
+    return checkpoint
+
+
+def maybe_checkpoint(
+    session: Session, signer: CheckpointSigner, now: datetime, policy: CheckpointPolicy, *, force: bool = False
+) -> AuditCheckpoint | None:
+    """Sign the current head if a checkpoint is due (or ``force``); the caller holds the chain lock."""
+    head = session.execute(
+        select(AuditEntry.position, AuditEntry.hash).order_by(AuditEntry.position.desc()).limit(1)
+    ).first()
+    if head is None:
+        return None
+    last = latest(session)
+    if force:
+        if last is not None and last.position == head[0]:
+            return None
+    elif not is_due(last, head[0], now, policy):
+        return None
+    return write(session, signer, head[0], head[1], now)

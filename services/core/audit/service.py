@@ -1,0 +1,55 @@
+"""The audit consumer's use case: append one event, sign the head when a checkpoint is due."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from services.core.audit import chain
+from services.core.audit.checkpoints import CheckpointPolicy, maybe_checkpoint
+from services.core.audit.signing import CheckpointSigner, CheckpointVerifier, signer_from_settings
+from services.core.models import AuditEntry
+
+if TYPE_CHECKING:
+    from services.core.context import Context
+
+
+def signer_for(ctx: Context) -> CheckpointSigner:
+    """The process's checkpoint signer, loaded once (key parsing is not free)."""
+    signer = ctx.extras.get("audit_signer")
+    if not isinstance(signer, CheckpointSigner):
+        signer = signer_from_settings(ctx.settings)
+        ctx.extras["audit_signer"] = signer
+    return signer
+
+
+def verifier_for(ctx: Context) -> CheckpointVerifier:
+    return signer_for(ctx).verifier
+
+
+def policy_for(ctx: Context) -> CheckpointPolicy:
+    s = ctx.settings
+    return CheckpointPolicy(every_rows=s.audit_checkpoint_rows, every_seconds=s.audit_checkpoint_every)
+
+
+def record(
+    session: Session,
+    envelope: dict[str, Any],
+    now: datetime,
+    signer: CheckpointSigner,
+    policy: CheckpointPolicy,
+) -> AuditEntry | None:
+    """Append ``envelope`` (once per event_id) and checkpoint if due, in the caller's transaction."""
+    entry = chain.append(session, envelope, now)
+    if entry is not None:
+        maybe_checkpoint(session, signer, now, policy)
+    return entry
+
+
+def record_in(ctx: Context, envelope: dict[str, Any]) -> AuditEntry | None:
+    """``record`` in its own transaction, with the Context's clock, key and policy."""
+    signer, policy = signer_for(ctx), policy_for(ctx)
+    with ctx.sessions.begin() as session:
+        return record(session, envelope, ctx.clock.now(), signer, policy)

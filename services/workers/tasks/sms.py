@@ -1,0 +1,54 @@
+"""Queue ``sms``: send one ``sms.requested`` through the configured SMS provider.
+
+Retries are explicit rather than ``autoretry_for``: the back-off cap must stay below the
+broker's visibility timeout (a Redis message whose countdown outlives it is delivered
+twice), and both come from Settings, which ``autoretry_for`` would freeze at import time.
+Exponential back-off with full jitter; the last attempt records ``sms.failed`` instead of
+raising (``deliver(last_attempt=True)``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from celery import Task
+
+from services.core.messaging.routes import SMS_SEND
+from services.core.providers.errors import TransientProviderError
+from services.core.providers.sms import SmsSender, build_sender
+from services.core.settings import Settings
+from services.core.sms.delivery import deliver
+from services.workers.app import TASK_OPTIONS, app, context
+from shared.events.sms import SmsRequested
+from shared.registry import ContractError, parse_event
+
+_sender: dict[str, SmsSender] = {}
+_lock = threading.Lock()
+
+
+def sender() -> SmsSender:
+    """One sender per process (its HTTP pool is shared by the pool's threads)."""
+    with _lock:
+        if "s" not in _sender:
+            _sender["s"] = build_sender(context().settings)
+        return _sender["s"]
+
+
+def backoff(settings: Settings, retries: int) -> float:
+    cap = min(settings.sms_retry_backoff_max_seconds, settings.broker_visibility_timeout - 1)
+    return random.uniform(0, min(cap, 2.0**retries))  # full jitter: 0..min(cap, 2^n) s
+
+
+@app.task(bind=True, name=SMS_SEND.task, max_retries=None, **TASK_OPTIONS)
+def send(self: Task, envelope: dict[str, Any]) -> str:
+    env, cmd = parse_event(envelope)
+    if not isinstance(cmd, SmsRequested) or env.user_id is None:
+        raise ContractError(f"{env.type} is not an SMS command")
+    ctx, retries = context(), self.request.retries or 0
+    last = retries >= ctx.settings.sms_max_retries
+    try:
+        return deliver(ctx, sender(), cmd, env.user_id, last_attempt=last)
+    except TransientProviderError as exc:
+        raise self.retry(exc=exc, countdown=backoff(ctx.settings, retries)) from None

@@ -1,0 +1,132 @@
+"""A real SMS worker process is SIGKILLed in the middle of a send; after redelivery the
+message has reached (Fake)Twilio exactly once.
+
+How the idempotency record makes this hold: before the HTTP call the worker commits
+``sms_deliveries(state=sending, claimed_at=now)``. The killed worker never acked (late ack),
+so Redis hands the message to the next worker once the visibility timeout has passed. That
+worker finds the claim: while it is younger than the lease (2 × send timeout + 5 s: no live
+send can take longer) it treats the send as still in flight and retries later; once the lease
+has passed it knows the first worker died between claim and record, and does **not** send
+again - the record goes to ``unknown`` with an ``sms.failed`` (reason ``outcome_unknown``).
+
+The narrow window, honestly: here FakeTwilio accepts the request after its delay although the
+client is gone - the case "Twilio accepted, the worker died before recording". Nothing is sent
+twice. Had the request not reached Twilio, the user would get no SMS at all and must ask for a
+resend (the challenge stays pending; ``sms.failed`` tells the login service). Twilio has no
+idempotency key for messages, so one of "maybe twice" or "maybe never" had to be chosen; we
+chose never twice. Twilio's status callback carries our message id, so a message accepted in
+that window is still recognised as delivered later.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from services.core.bootstrap import build_context
+from services.core.db import Base, make_engine
+from services.core.models import OutboxEvent, SmsDelivery
+from services.core.settings import Settings
+from services.core.tokens import service
+from services.core.tokens.factors import EnrollRequest
+from tests.fakes.fake_twilio import Delay, FakeTwilio
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_DB = 11  # our own database on the local Redis, flushed first
+BROKER = f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+pytestmark = pytest.mark.e2e
+
+
+def _redis_up() -> bool:
+    try:
+        return bool(redis.Redis.from_url(BROKER, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.skipif(not _redis_up(), reason="needs the local Redis on 127.0.0.1:6379")
+def test_sigkill_mid_send_delivers_exactly_once(tmp_path: Path) -> None:
+    redis.Redis.from_url(BROKER).flushdb()
+    db = tmp_path / "twofa.db"
+    engine = make_engine(f"sqlite:///{db}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    with FakeTwilio() as fake:
+        env = {
+            **os.environ,
+            "TWOFA_ENV": "test", "TWOFA_VAR_DIR": str(tmp_path / "var"),
+            "TWOFA_DATABASE_URL": f"sqlite:///{db}", "TWOFA_BROKER_URL": BROKER,
+            "TWOFA_BROKER_VISIBILITY_TIMEOUT": "5", "TWOFA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "TWOFA_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": fake.account_sid,
+            "TWILIO_AUTH_TOKEN": fake.auth_token, "TWILIO_FROM_NUMBER": "+15005550006",
+            "TWOFA_TWILIO_API_URL": fake.url, "TWOFA_SMS_SEND_TIMEOUT_SECONDS": "1",
+            "TWOFA_SMS_MAX_RETRIES": "20", "TWOFA_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+        }
+        env.pop("TWILIO_EDGE", None), env.pop("TWILIO_REGION", None)
+        settings = Settings(
+            env="test", var_dir=tmp_path / "var", database_url=f"sqlite:///{db}", broker_url=BROKER,
+            broker_visibility_timeout=5, encryption_keys=env["TWOFA_ENCRYPTION_KEYS"],
+            sms_provider="twilio", TWILIO_ACCOUNT_SID=fake.account_sid,
+            TWILIO_AUTH_TOKEN=fake.auth_token, TWILIO_FROM_NUMBER="+15005550006",
+            twilio_api_url=fake.url, sms_send_timeout_seconds=1,
+        )
+        ctx = build_context(settings, background=False)  # publishes to the real Redis
+        fake.script(Delay(3.0))  # the first send hangs 3 s, then FakeTwilio accepts it anyway
+        with ctx.uow() as uow:
+            service.start_enrollment(ctx, uow, "alice", EnrollRequest("sms", "phone", "+4915112345678"))
+            uow.commit()
+
+        def worker(log: str) -> subprocess.Popen[bytes]:
+            with open(tmp_path / log, "wb") as out:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "services.cli.main", "worker", "--queues", "sms",
+                     "--pool", "threads", "--concurrency", "4"],
+                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+        first = worker("worker1.log")
+        try:
+            _wait(lambda: len(fake.requests) == 1, 20, "the first send to be in flight")
+            os.killpg(first.pid, signal.SIGKILL)  # mid-send: Twilio has not answered yet
+            first.wait(5)
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+        second = worker("worker2.log")
+        try:
+            def state() -> str | None:
+                with ctx.sessions() as s:
+                    return s.scalar(select(SmsDelivery.state))
+
+            _wait(lambda: state() == "unknown", 30, "the redelivered task to settle the record")
+            with ctx.sessions() as s:
+                row = s.scalars(select(SmsDelivery)).one()
+                types = list(s.scalars(select(OutboxEvent.type)))
+            assert row.attempts == 1  # claimed once; the redelivery did not claim again
+            assert len(fake.messages) == 1 and len(fake.requests) == 1  # delivered exactly once
+            assert types.count("sms.failed") == 1 and "sms.sent" not in types
+            time.sleep(1.0)  # nothing else is on its way
+            assert len(fake.requests) == 1
+        finally:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait(5)
+            ctx.engine.dispose()
+            redis.Redis.from_url(BROKER).flushdb()

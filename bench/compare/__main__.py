@@ -116,8 +116,9 @@ def ab_runs(cfg: dict[str, object], procs: Procs, pi_url: str, pi_tokens: Path, 
 
 
 def profile_run(cfg: dict[str, object], procs: Procs, tw: TwofaStack, tokens: Path, work: Path) -> dict[str, object]:
-    workers = procs.tree("sqlite-api")[1:]
-    workers = [p for p in workers if "resource_tracker" not in " ".join(p.cmdline())]
+    workers = [p for p in procs.tree("sqlite-api")[1:] if "resource_tracker" not in " ".join(p.cmdline())]
+    # the busiest worker: keep-alive connections do not spread evenly over the two
+    workers.sort(key=lambda p: -sum(p.cpu_times()[:2]))
     raw = work / "api-worker.pyspy.raw"
     seconds = float(cfg["duration"])  # type: ignore[arg-type]
     th = threading.Thread(target=profile.record, args=(workers[0].pid, seconds, raw))
@@ -190,15 +191,16 @@ def postgres(cfg: dict[str, object], procs: Procs, work: Path) -> dict[str, obje
 
 def sibling_benches(timeout: float) -> dict[str, str]:
     out = {}
-    for name in ("push_latency", "sms_throughput"):
+    # Each sibling bench with the arguments its own docstring gives.
+    for name, extra in (("push_latency", []), ("sms_throughput", ["--n", "2000", "--concurrency", "64"])):
         path = BENCH / f"{name}.py"
         if not path.exists():
             out[name] = "not available (bench/%s.py is not on this branch)" % name
             continue
         try:
-            p = subprocess.run([sys.executable, "-m", f"bench.{name}"], capture_output=True, text=True,
+            p = subprocess.run([sys.executable, str(path), *extra], capture_output=True, text=True,
                                cwd=ROOT, timeout=timeout)
-            out[name] = (p.stdout[-3000:] or p.stderr[-1500:]).strip()
+            out[name] = f"$ python bench/{name}.py {' '.join(extra)}\n" + (p.stdout[-3000:] or p.stderr[-1500:]).strip()
         except subprocess.TimeoutExpired:
             out[name] = f"timed out after {timeout:.0f}s"
     return out
@@ -247,7 +249,7 @@ def main() -> int:
         print("A/B runs on SQLite", flush=True)
         results["ab"] = ab_runs(cfg, procs, pi_url, pi_db / "tokens.json", tw, tw_tokens, work)
         print("profile: one twofa API worker under c=8 (py-spy)", flush=True)
-        results["profile"] = profile_run(cfg, procs, tw, tw_tokens, work)
+        results["pyspy"] = profile_run(cfg, procs, tw, tw_tokens, work)
         results["rss"] = {"twofa api": procs.rss_mb("sqlite-api"), "privacyidea": procs.rss_mb("privacyidea")}
         results["audit"] = drain(tw)
         tw.stop()
@@ -264,7 +266,9 @@ def main() -> int:
         tw.stop()
         procs.stop_all()
         results["elapsed_s"] = round(time.time() - started)
-        leftover = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split()
+        time.sleep(1)
+        leftover = sorted(set(subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout.split())
+                          | {str(p) for p in procs.survivors()})
         results["leftover_processes"] = leftover
         (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
         print(f"raw results: {work / 'results.json'}", flush=True)

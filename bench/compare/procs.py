@@ -57,6 +57,7 @@ def _start_owned() -> None:
 class Procs:
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)  # every pid of every tree, for the final check
 
     def spawn(self, name: str, cmd: Sequence[str], *, env: dict[str, str] | None = None,
               cwd: Path | str | None = None) -> subprocess.Popen[bytes]:
@@ -66,6 +67,7 @@ class Procs:
                                 preexec_fn=_start_owned)
         out.close()
         self.procs[name] = proc
+        self.seen.add(proc.pid)
         return proc
 
     def tree(self, name: str) -> list[psutil.Process]:
@@ -74,7 +76,9 @@ class Procs:
             return []
         try:
             root = psutil.Process(proc.pid)
-            return [root, *root.children(recursive=True)]
+            tree = [root, *root.children(recursive=True)]
+            self.seen.update(p.pid for p in tree)
+            return tree
         except psutil.NoSuchProcess:
             return []
 
@@ -123,3 +127,14 @@ class Procs:
     def stop_all(self) -> None:
         for name in list(self.procs)[::-1]:
             self.stop(name)
+
+    def survivors(self) -> list[int]:
+        """Pids this benchmark started that still run (should be none after stop_all)."""
+        alive = []
+        for pid in sorted(self.seen):
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return alive

@@ -114,7 +114,7 @@ def render(res: dict[str, Any]) -> str:
         out += ["", "## Memory (RSS after the A/B runs, MiB per process)", ""]
         for k, v in rss.items():
             out.append(f"- {k}: " + ", ".join(f"{_f(x)}" for x in v.values()) + " (master first, then workers)")
-    prof = res.get("profile")
+    prof = res.get("pyspy")
     if prof and prof.get("frames"):
         out += ["", "## Profile: one twofa API worker at c=8 (py-spy, 200 Hz, active threads only)", "",
                 f"Run during the profile: {_f(prof['run']['logins_per_s'])} logins/s, p50 {_f(prof['run']['p50_ms'])} ms.",
@@ -129,5 +129,5 @@ def render(res: dict[str, Any]) -> str:
         out += ["", "## Push latency and SMS throughput (the PUSH and SMS issues' benches)", ""]
         for k, v in sib.items():
             out += [f"### {k}", "", "```", v, "```", ""]
-    out += ["", f"Processes left after the run (pgrep on the run's work dir): {res.get('leftover_processes') or 'none'}", ""]
+    out += ["", f"Processes left after the run (pgrep on the run's work dir, and every pid it started): {res.get('leftover_processes') or 'none'}", ""]
     return "\n".join(out)

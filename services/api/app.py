@@ -28,6 +28,10 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if ctx.settings.api_threads:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = ctx.settings.api_threads
         yield
         close = getattr(ctx.dispatcher, "close", None)
         if callable(close):

@@ -11,7 +11,6 @@ from fastapi.exceptions import HTTPException
 
 from services.core import apikeys
 from services.core.context import Context
-from services.core.models import ApiKey
 from services.core.uow import UnitOfWork
 
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$"
@@ -31,7 +30,7 @@ def get_uow(
         yield uow
 
 
-def require(*scopes: str) -> Callable[..., ApiKey]:
+def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
     """The caller's API key, if it is live and holds one of ``scopes`` (or ``admin``)."""
     wanted = frozenset(scopes)
     label = " or ".join(repr(s) for s in scopes)
@@ -39,11 +38,13 @@ def require(*scopes: str) -> Callable[..., ApiKey]:
     def dependency(
         ctx: Annotated[Context, Depends(get_ctx)],
         authorization: Annotated[str | None, Header()] = None,
-    ) -> ApiKey:
+    ) -> apikeys.KeySnapshot:
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
-        with ctx.sessions() as session:
-            key = apikeys.authenticate(session, authorization[7:].strip())
+        cache = ctx.extras.get("api_key_cache")
+        if not isinstance(cache, apikeys.KeyCache):
+            cache = ctx.extras.setdefault("api_key_cache", apikeys.KeyCache(ctx.settings.api_key_cache_seconds))
+        key = cache.authenticate(ctx.sessions, authorization[7:].strip())
         if key is None:
             raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
         if not (wanted & key.scope_set) and "admin" not in key.scope_set:

@@ -81,6 +81,12 @@ class SelectIn(Strict):
     token_id: uuid.UUID
 
 
+class VerifyIn(Strict):
+    code: str = Code
+    # Optional: select this (code-ready, e.g. TOTP) factor and verify in one request.
+    token_id: uuid.UUID | None = None
+
+
 class FactorOut(BaseModel):
     token_id: uuid.UUID
     type: str

@@ -4,11 +4,13 @@ its SHA-256 in constant time. Scopes: challenge, enroll, audit:read, admin."""
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.crypto import constant_time_equal, sha256_hex
 from services.core.models import ApiKey
@@ -78,3 +80,52 @@ def revoke_key(session: Session, key_id: str, now: datetime) -> bool:
         return False
     key.revoked_at = now
     return True
+
+
+@dataclass(frozen=True)
+class KeySnapshot:
+    """What a request needs of a verified key, detached from any session."""
+
+    id: str
+    name: str
+    scope_set: frozenset[str]
+
+
+class KeyCache:
+    """Verified keys kept in process for ``ttl`` seconds, so a busy login service's requests
+    do not each pay a database round trip (on SQLite, a write-lock transaction).
+
+    The secret is still checked against the stored SHA-256 on every request, in constant
+    time; only the row is cached. A revoked key stops working within ``ttl`` seconds in
+    every API process (the next lookup after expiry sees ``revoked_at``); unknown key ids
+    are not cached, so a key created a moment ago works at once.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 1024) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._rows: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, sessions: "sessionmaker[Session]", presented: str) -> KeySnapshot | None:
+        parts = presented.split("_", 2)
+        key_id = parts[1] if len(parts) == 3 and parts[0] == PREFIX else None
+        now = time.monotonic()
+        cached = self._rows.get(key_id) if key_id else None
+        if cached is None or now - cached[0] >= self.ttl:
+            with sessions() as session:
+                key = authenticate(session, presented)
+                if key is not None:
+                    session.expunge(key)
+            if key is None:
+                with self._lock:
+                    self._rows.pop(key_id or "", None)
+                return None
+            with self._lock:
+                if len(self._rows) >= self.max_entries:
+                    self._rows.clear()
+                self._rows[key.id] = (now, key)
+            return KeySnapshot(key.id, key.name, key.scope_set)
+        key = cached[1]
+        if not constant_time_equal(sha256_hex(parts[2]), key.secret_hash) or key.revoked_at is not None:
+            return None
+        return KeySnapshot(key.id, key.name, key.scope_set)

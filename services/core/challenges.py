@@ -145,8 +145,33 @@ def select_factor(
     return ChallengeView(challenge, [token], result.extras)
 
 
-def verify(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID, code: str) -> Challenge:
+# Factors whose code exists before selection (the app shows it), so a login service may
+# select and verify in one request: ``verify`` with ``token_id``. SMS and PUSH must be
+# selected first, because selecting them is what sends the code or the notification.
+CODE_READY_TYPES = frozenset({"totp"})
+
+
+def verify(
+    ctx: Context,
+    uow: UnitOfWork,
+    challenge_id: uuid.UUID,
+    code: str,
+    token_id: uuid.UUID | None = None,
+) -> Challenge:
+    """Check ``code`` for the selected factor; ``token_id`` selects a code-ready factor first.
+
+    With ``token_id`` and no factor selected yet, this is exactly ``select_factor`` then
+    ``verify`` in one unit of work (both events are emitted), for TOTP only. With a factor
+    already selected, ``token_id`` must name that same factor.
+    """
     challenge = _open(ctx, uow, challenge_id)
+    if token_id is not None and challenge.token_id is None:
+        token = uow.session.get(Token, token_id)
+        if token is not None and token.user_id == challenge.user_id and token.type not in CODE_READY_TYPES:
+            raise Conflict("select this factor first; selecting it sends the code", code="select_first")
+        select_factor(ctx, uow, challenge_id, token_id)
+    elif token_id is not None and challenge.token_id != token_id:
+        raise Conflict("another factor is selected for this challenge", code="factor_mismatch")
     if challenge.token_id is None:
         raise Conflict("select a factor first", code="no_factor_selected")
     token = uow.session.get(Token, challenge.token_id)

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     push_title: str = Field("twofa", min_length=1, max_length=128)
     push_question: str = Field("Do you want to confirm the login?", min_length=1, max_length=512)
 
+    # performance (issue 7, bench/): verified API keys are cached in each API process for
+    # this long (a revoked key stops working within it); threads per API worker that run
+    # the (sync) endpoints: 0 keeps anyio's default of 40.
+    api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
+    api_threads: int = Field(0, ge=0, le=200)
+
     # API edge
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)
 

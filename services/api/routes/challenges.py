@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from services.api.challenge_waiters import waiters
 
 from services.api.deps import Ctx, Uow, require
-from services.api.schemas import ChallengeIn, ChallengeOut, CodeIn, FactorOut, SelectIn
+from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
 from services.core import challenges
 from services.core.challenges import ChallengeView
 from services.core.clock import as_utc
@@ -64,8 +64,10 @@ def select(challenge_id: uuid.UUID, body: SelectIn, ctx: Ctx, uow: Uow) -> Chall
 
 
 @router.post("/{challenge_id}/verify", response_model=ChallengeOut)
-def verify(challenge_id: uuid.UUID, body: CodeIn, ctx: Ctx, uow: Uow) -> ChallengeOut:
-    challenge = challenges.verify(ctx, uow, challenge_id, body.code)
+def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, uow: Uow) -> ChallengeOut:
+    """Check the code. With ``token_id`` a TOTP factor is selected in the same request,
+    so a TOTP login is two requests: create the challenge, verify."""
+    challenge = challenges.verify(ctx, uow, challenge_id, body.code, body.token_id)
     uow.commit()
     return challenge_out(ctx, challenge)
 

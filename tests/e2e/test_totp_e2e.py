@@ -61,7 +61,7 @@ def test_totp_enrollment_flows_through_broker_to_the_audit_worker(stack: Stack, 
     with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=10) as http:
         enroll_and_activate(http, "alice")
     expected = ["enrollment.started", "enrollment.scanned", "enrollment.activated", "enrollment.confirmed"]
-    got = wait_for(lambda: (t := audit_types(ctx, "alice"))[: len(expected)] == expected and t)
+    got = wait_for(lambda: (t := audit_types(ctx, "alice"))[: len(expected)] == expected and t, timeout=60)
     assert got[:4] == expected
     with ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))) == 0

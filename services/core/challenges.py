@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from services.core.clock import as_utc
-from services.core.errors import Conflict, Forbidden, Gone, InvalidCode, NotFound, Unprocessable
+from services.core.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from services.core.models import AreaProtection, Challenge, ChallengeState, Token, TokenState
 from services.core.tokens.factors import factor_for
 from services.core.tokens.verification import check_token_code
@@ -177,11 +177,10 @@ def verify(
     token = uow.session.get(Token, challenge.token_id)
     if token is None or token.state != TokenState.ACTIVE:
         raise Conflict("the selected factor is no longer usable", code="factor_unusable")
-    try:
-        check_token_code(ctx, uow, token, code, purpose="login")
-    except InvalidCode:
-        _count_failed_attempt(ctx, uow, challenge, token)
-        raise
+    check_token_code(
+        ctx, uow, token, code, purpose="login",
+        on_failure=lambda: _count_failed_attempt(ctx, uow, challenge, token),
+    )
     challenge.state = ChallengeState.VERIFIED
     challenge.completed_at = ctx.clock.now()
     uow.emit(
@@ -194,7 +193,7 @@ def verify(
 
 
 def _count_failed_attempt(ctx: Context, uow: UnitOfWork, challenge: Challenge, token: Token) -> None:
-    challenge = uow.session.get(Challenge, challenge.id) or challenge  # after the inner commit
+    """Runs inside the failed check's transaction, which commits it."""
     challenge.attempts += 1
     left = max(0, challenge.max_attempts - challenge.attempts)
     if left == 0:
@@ -212,7 +211,6 @@ def _count_failed_attempt(ctx: Context, uow: UnitOfWork, challenge: Challenge, t
         ),
         user_id=challenge.user_id,
     )
-    uow.commit()
 
 
 def expire_due(ctx: Context, uow: UnitOfWork, limit: int = 500) -> int:

@@ -13,6 +13,7 @@ gains nothing, and a stranger can delay the user but never lock them out for goo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from datetime import datetime, timedelta
@@ -72,11 +73,20 @@ def ensure_user_not_throttled(ctx: Context, uow: UnitOfWork, user_id: str) -> No
         )
 
 
-def check_token_code(ctx: Context, uow: UnitOfWork, token: Token, code: str, *, purpose: str) -> None:
+def check_token_code(
+    ctx: Context,
+    uow: UnitOfWork,
+    token: Token,
+    code: str,
+    *,
+    purpose: str,
+    on_failure: Callable[[], None] | None = None,
+) -> None:
     """Accept ``code`` for ``token`` or raise (after committing the failure).
 
     During a back-off (the token's or the user's) the code is not even looked at, so
-    guessing gains nothing.
+    guessing gains nothing. ``on_failure`` adds the caller's own record of the failure
+    (a challenge's attempt count) to the same commit: one write per wrong code.
     """
     ensure_user_not_throttled(ctx, uow, token.user_id)
     ensure_not_throttled(ctx, token)
@@ -90,6 +100,8 @@ def check_token_code(ctx: Context, uow: UnitOfWork, token: Token, code: str, *, 
         _reset_user_failures(uow, token.user_id)
         return
     record_failure(ctx, uow, token, purpose=purpose)
+    if on_failure is not None:
+        on_failure()
     uow.commit()
     raise InvalidCode("the code is not valid")
 

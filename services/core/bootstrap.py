@@ -9,7 +9,12 @@ from services.core.context import Context
 from services.core.crypto import keyring_from_settings
 from services.core.db import make_engine, make_session_factory
 from services.core.messaging.celery_config import make_celery
-from services.core.messaging.outbox import BackgroundDispatcher, Dispatcher, InlineDispatcher
+from services.core.messaging.outbox import (
+    BackgroundDispatcher,
+    Dispatcher,
+    InlineDispatcher,
+    PublishedMarker,
+)
 from services.core.messaging.publisher import CeleryPublisher, Publisher
 from services.core.settings import Settings
 
@@ -31,7 +36,10 @@ def build_context(
     publisher: Publisher | None = None,
     background: bool = True,
     clock: Clock | None = None,
+    batch_marks: bool = False,
 ) -> Context:
+    """``batch_marks`` (inline dispatch only): mark published rows in batches from a thread
+    (high-rate worker processes, see ``PublishedMarker``) instead of one write per commit."""
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
     clock = clock or SystemClock()
@@ -40,7 +48,8 @@ def build_context(
     dispatcher: Dispatcher = (
         BackgroundDispatcher(publisher, sessions, clock)
         if background
-        else InlineDispatcher(publisher, sessions, clock)
+        else InlineDispatcher(publisher, sessions, clock,
+                              PublishedMarker(sessions, clock) if batch_marks else None)
     )
     ctx = Context(
         settings=settings,

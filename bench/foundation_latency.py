@@ -40,6 +40,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default="embedded")
     ap.add_argument("--users", type=int, default=50)
+    ap.add_argument("--pace-ms", type=float, default=0.0,
+                    help="pause between enrollments: 0 is a burst (audit throughput), 200 an idle pace")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="twofa-bench-"))
     settings = Settings(env="test", var_dir=tmp / "var", database_url=f"sqlite:///{tmp / 'bench.db'}",
@@ -71,6 +73,7 @@ def main() -> None:
                 r = http.post(f"{base}/confirm", json={"code": totp.code_at_step(secret, step, params)})
                 latencies.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200, r.text
+                time.sleep(args.pace_ms / 1000)
         expected = args.users * 4
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -87,7 +90,7 @@ def main() -> None:
         if broker:
             broker.stop()
         engine.dispose()
-    print(f"broker: {args.broker}; DB: SQLite; {args.users} sequential enrollments")
+    print(f"broker: {args.broker}; DB: SQLite; {args.users} sequential enrollments, pause {args.pace_ms:g} ms")
     print(f"enroll+activate (4 HTTP requests): p50 {statistics.median(latencies):.1f} ms, "
           f"p99 {pct(latencies, 0.99):.1f} ms")
     print(f"commit -> audit consumer: {len(lag)} events, p50 {statistics.median(lag):.1f} ms, "

@@ -104,7 +104,7 @@ def main() -> int:
                     app.register(app.scan(body["details"]["enrollment_url"]), fbtoken=f"dev-{i}", key_size=2048)
                     token_ids[user] = body["token"]["id"]
                     with ctx.sessions.begin() as s:
-                        s.add(AreaProtection(user_id=user, area="sso", protected=True,
+                        s.merge(AreaProtection(user_id=user, area="sso", protected=True,
                                              updated_at=ctx.clock.now()))
                 print(f"enrolled {USERS} push tokens (RSA {settings.push_server_key_bits} server keys) "
                       f"in {time.perf_counter() - t_enroll:.1f} s")

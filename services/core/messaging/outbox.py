@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -66,6 +66,30 @@ def mark_published(sessions: sessionmaker[Session], clock: Clock, seqs: Sequence
         )
 
 
+T = TypeVar("T")
+
+
+def take_batch(q: queue.Queue[T | None], max_batch: int, linger: float) -> tuple[list[T], bool]:
+    """Block for one item, then take what arrives within ``linger`` s (at most ``max_batch``).
+
+    Returns the batch and whether the stop sentinel (None) was seen.
+    """
+    first = q.get()
+    if first is None:
+        return [], True
+    batch: list[T] = [first]
+    deadline = time.monotonic() + linger
+    while len(batch) < max_batch:
+        try:
+            item = q.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return batch, False
+        if item is None:
+            return batch, True
+        batch.append(item)
+    return batch, False
+
+
 class PublishedMarker:
     """Marks published rows in batches from one daemon thread (one UPDATE per batch).
 
@@ -95,25 +119,13 @@ class PublishedMarker:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stop = [first], False
             # Linger briefly so that one transaction covers the rows of many messages.
-            deadline = time.monotonic() + self._linger
-            while len(batch) < self._max_batch:
+            batch, stop = take_batch(self._queue, self._max_batch, self._linger)
+            if batch:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            try:
-                mark_published(self._sessions, self._clock, batch)
-            except Exception:  # never let the thread die; the relay covers the rows
-                log.exception("marking %d outbox rows published failed", len(batch))
+                    mark_published(self._sessions, self._clock, batch)
+                except Exception:  # never let the thread die; the relay covers the rows
+                    log.exception("marking %d outbox rows published failed", len(batch))
             if stop:
                 return
 
@@ -152,20 +164,11 @@ class BackgroundDispatcher:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            batch, stop = take_batch(self._queue, 500, linger=0.0)
+            if batch:
+                self._flush(batch)
+            if stop:
                 return
-            batch = [first]
-            while len(batch) < 500:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._flush(batch)
-                    return
-                batch.append(item)
-            self._flush(batch)
 
     def _flush(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         try:

@@ -4,11 +4,11 @@ commit in one transaction, so a redelivered event is applied once."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from services.core.models import ProcessedEvent
-from datetime import datetime
 
 
 def first_delivery(session: Session, consumer: str, event_id: uuid.UUID, now: datetime) -> bool:

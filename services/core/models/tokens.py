@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-
 from sqlalchemy import Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -129,7 +129,7 @@ def activate(
     if factor.needs_confirmation:
         token.state = TokenState.UNCONFIRMED
         return StepResult(token, {})
-    return _make_active(ctx, uow, token)
+    return make_active(ctx, uow, token)
 
 
 def confirm(
@@ -139,19 +139,16 @@ def confirm(
     if token.state != TokenState.UNCONFIRMED:
         raise Conflict(f"the token is {token.state}; confirmation follows activation")
     check_token_code(ctx, uow, token, code, purpose="confirm")
-    return _make_active(ctx, uow, token)
+    return make_active(ctx, uow, token)
 
 
-def _make_active(ctx: Context, uow: UnitOfWork, token: Token) -> StepResult:
+def make_active(ctx: Context, uow: UnitOfWork, token: Token) -> StepResult:
     """Shared by every factor type once enrollment has succeeded (push included)."""
     token.state = TokenState.ACTIVE
     token.activated_at = ctx.clock.now()
     token.enrollment_expires_at = None
     uow.emit(EnrollmentConfirmed(token_id=token.id, token_type=token.type), user_id=token.user_id)
     return StepResult(token, lifecycle.token_activated(ctx, uow, token))
-
-
-make_active = _make_active
 
 
 def delete_token(

@@ -17,15 +17,25 @@ USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$"
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 
-def get_ctx(request: Request) -> Context:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
+# the thread pool, and each such hop cost more than the work (issue 7).
+def context_of(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+async def get_ctx(request: Request) -> Context:
+    return context_of(request)
+
+
+async def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> str | None:
+    """The caller's ``X-Correlation-Id`` if it is well-formed; otherwise one is made up."""
+    return x_correlation_id if x_correlation_id and _CORRELATION.match(x_correlation_id) else None
 
 
 def get_uow(
     ctx: Annotated[Context, Depends(get_ctx)],
-    x_correlation_id: Annotated[str | None, Header()] = None,
+    correlation: Annotated[str | None, Depends(correlation_id)],
 ) -> Iterator[UnitOfWork]:
-    correlation = x_correlation_id if x_correlation_id and _CORRELATION.match(x_correlation_id) else None
     with ctx.uow(correlation) as uow:
         yield uow
 
@@ -35,7 +45,7 @@ def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
     wanted = frozenset(scopes)
     label = " or ".join(repr(s) for s in scopes)
 
-    def dependency(
+    async def dependency(
         ctx: Annotated[Context, Depends(get_ctx)],
         authorization: Annotated[str | None, Header()] = None,
     ) -> apikeys.KeySnapshot:
@@ -44,6 +54,7 @@ def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
         cache = ctx.extras.get("api_key_cache")
         if not isinstance(cache, apikeys.KeyCache):
             cache = ctx.extras.setdefault("api_key_cache", apikeys.KeyCache(ctx.settings.api_key_cache_seconds))
+        # A cache hit is a dict lookup and a constant-time compare; a miss reads one row.
         key = cache.authenticate(ctx.sessions, authorization[7:].strip())
         if key is None:
             raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
@@ -58,4 +69,5 @@ def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
 
 Ctx = Annotated[Context, Depends(get_ctx)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+Correlation = Annotated[str | None, Depends(correlation_id)]
 UserId = Annotated[str, Path(pattern=USER_ID_PATTERN, max_length=128)]

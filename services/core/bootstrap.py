@@ -46,7 +46,7 @@ def build_context(
     if publisher is None:
         publisher = CeleryPublisher(make_celery(settings, "twofa-publisher"))
     dispatcher: Dispatcher = (
-        BackgroundDispatcher(publisher, sessions, clock)
+        BackgroundDispatcher(publisher, sessions, clock, PublishedMarker(sessions, clock))
         if background
         else InlineDispatcher(publisher, sessions, clock,
                               PublishedMarker(sessions, clock) if batch_marks else None)

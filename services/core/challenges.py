@@ -9,25 +9,26 @@ the expiry worker only makes the ``challenge.expired`` event happen on time.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
 from services.core.clock import as_utc
+from services.core.db import read_only
 from services.core.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
-from services.core.models import AreaProtection, Challenge, ChallengeState, Token, TokenState
+from services.core.models import Challenge, ChallengeState, Token, TokenState
 from services.core.tokens.factors import factor_for
+from services.core.totp_login import Factor
 from services.core.tokens.verification import check_token_code
+from services.core import totp_login
 from shared.events.challenge import (
-    ChallengeCreated,
     ChallengeExpired,
     ChallengeFactorSelected,
     ChallengeFailed,
     ChallengeNotRequired,
     ChallengeVerified,
-    FactorRef,
 )
 
 if TYPE_CHECKING:
@@ -38,71 +39,23 @@ if TYPE_CHECKING:
 @dataclass
 class ChallengeView:
     challenge: Challenge | None
-    factors: list[Token] = field(default_factory=list)
+    factors: Sequence[Factor | Token] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-def is_protected(uow: UnitOfWork, user_id: str, area: str) -> bool:
-    row = uow.session.get(AreaProtection, (user_id, area))
-    return bool(row and row.protected)
-
-
-def usable_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
-    """Active tokens, oldest first; locked and half-enrolled ones are left out."""
-    return list(
-        uow.session.scalars(
-            select(Token)
-            .where(Token.user_id == user_id, Token.state == TokenState.ACTIVE)
-            .order_by(Token.created_at, Token.id)
-        )
-    )
-
-
-def _has_locked_tokens(uow: UnitOfWork, user_id: str) -> bool:
-    return (
-        uow.session.scalar(
-            select(Token.id)
-            .where(Token.user_id == user_id, Token.state == TokenState.LOCKED)
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def create(ctx: Context, uow: UnitOfWork, user_id: str, area: str) -> ChallengeView:
     if area not in ctx.settings.area_names:
         raise Unprocessable(f"unknown area {area!r}", code="unknown_area")
-    protected = is_protected(uow, user_id, area)
-    tokens = usable_tokens(uow, user_id) if protected else []
-    if protected and not tokens and _has_locked_tokens(uow, user_id):
+    with read_only(ctx.engine) as conn:  # the write lock is taken only for the INSERT
+        protected, factors, any_locked = totp_login.protected_factors(conn, user_id, area)
+    if protected and not factors and any_locked:
         # Fail closed: locking every token (by guessing) must not switch 2FA off.
         raise Forbidden("every second factor of this user is locked", code="factors_locked")
-    if not tokens:
+    if not factors:
         # Unknown users get this same answer: no account's existence is revealed.
         uow.emit(ChallengeNotRequired(area=area), user_id=user_id)
         return ChallengeView(None)
-    now = ctx.clock.now()
-    challenge = Challenge(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        area=area,
-        state=ChallengeState.PENDING,
-        attempts=0,
-        max_attempts=ctx.settings.challenge_max_attempts,
-        correlation_id=uow.correlation_id,
-        created_at=now,
-        expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
-    )
-    uow.session.add(challenge)
-    uow.emit(
-        ChallengeCreated(
-            challenge_id=challenge.id,
-            area=area,
-            factors=[FactorRef(token_id=t.id, token_type=t.type) for t in tokens],
-        ),
-        user_id=user_id,
-    )
-    return ChallengeView(challenge, tokens)
+    return ChallengeView(totp_login.insert_challenge(ctx, uow, user_id, area, factors), factors)
 
 
 def get(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID) -> Challenge:
@@ -164,6 +117,17 @@ def verify(
     ``verify`` in one unit of work (both events are emitted), for TOTP only. With a factor
     already selected, ``token_id`` must name that same factor.
     """
+    with read_only(ctx.engine) as conn:  # decided outside the write lock, written by compare-and-set
+        row = totp_login.checked_row(ctx, totp_login.load(conn, challenge_id, token_id), token_id)
+    if row.t_type == "totp":  # the hot path, in SQL Core (totp_login)
+        return totp_login.check_code(ctx, uow, row, code, selecting=row.token_id is None)
+    return _verify_with_orm(ctx, uow, challenge_id, code, token_id)
+
+
+def _verify_with_orm(
+    ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID, code: str, token_id: uuid.UUID | None
+) -> Challenge:
+    """SMS and PUSH codes: ``verify`` through the factor's own ``check_code``."""
     challenge = _open(ctx, uow, challenge_id)
     if token_id is not None and challenge.token_id is None:
         token = uow.session.get(Token, token_id)

@@ -6,12 +6,16 @@ models and migrations run on SQLite (the embedded default) and PostgreSQL.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+import os
 import threading
 from datetime import datetime
 from typing import Annotated, Any
 
 from sqlalchemy import JSON, DateTime, MetaData, String, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker, Session
 
 NAMING = {
@@ -35,12 +39,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        _WriterQueue().install(engine)
+        _WriterQueue(_lock_path(engine)).install(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+def _lock_path(engine: Engine) -> str | None:
+    """The file the processes of one SQLite database queue on (none for in-memory ones)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database) + ".writer-lock"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -55,25 +67,46 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+READ_ONLY = "twofa_read_only"
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads that does not queue for the write lock (on SQLite a deferred
+    transaction reads WAL's latest snapshot beside the writer). What is decided from such
+    a read must be written with a compare-and-set, since the row may change before then."""
+    with engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        yield conn
+        conn.rollback()
+
+
 class _WriterQueue:
     """Every SQLite transaction starts with BEGIN IMMEDIATE: a deferred transaction that
     later writes can fail with SQLITE_BUSY without waiting, and taking the write lock up
     front makes compare-and-set updates safe across processes.
 
-    Threads of one process first queue on a Python lock, so they hand the file lock to
-    each other at once instead of polling it through SQLite's busy handler, which sleeps
-    1, 2, 5, 10 … ms between tries (measured: long tails under 8 concurrent logins).
-    Only the processes then contend for the file lock.
+    Writers queue twice, so that the file lock passes from one to the next at once instead
+    of through SQLite's busy handler, which polls it with sleeps of 1, 2, 5 … 100 ms
+    (measured: long tails under 8 concurrent logins, and with the API workers, the relay
+    and the audit consumer all writing, p99 of 600 ms and a third of the throughput,
+    issue 7): threads of one process on a Python lock, then processes on an ``flock`` of a
+    file beside the database, which the kernel hands to the next waiter on release and
+    drops when its holder dies. SQLite's own busy timeout remains for writers that are
+    not ours (the sqlite3 shell).
     """
 
     KEY = "twofa_writer_lock"
 
     WAIT_SECONDS = 30  # as long as SQLite's own busy_timeout
 
-    def __init__(self) -> None:
+    def __init__(self, lock_path: str | None = None) -> None:
         # A plain Lock, not an RLock: a request's transaction may end on another thread of
         # the pool than the one that began it, and only a Lock may be released from there.
         self._lock = threading.Lock()
+        self._lock_path = lock_path
+        self._fd: int | None = None
+        self._pid = 0
 
     def install(self, engine: Engine) -> None:
         event.listen(engine, "begin", self._begin)
@@ -83,10 +116,14 @@ class _WriterQueue:
         event.listen(engine.pool, "checkin", self._checkin)
 
     def _begin(self, conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # deferred: WAL's latest snapshot, never waits for a writer
+            return
         if not self._lock.acquire(timeout=self.WAIT_SECONDS):
             raise TimeoutError("no SQLite write slot within 30 s")
         conn.info[self.KEY] = True
         try:
+            self._file_lock(fcntl.LOCK_EX)
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             self._end(conn)
@@ -94,11 +131,26 @@ class _WriterQueue:
 
     def _end(self, conn: Any) -> None:
         if conn.info.pop(self.KEY, None) is not None:
-            self._lock.release()
+            try:
+                self._file_lock(fcntl.LOCK_UN)
+            finally:
+                self._lock.release()
+
+    def _file_lock(self, op: int) -> None:
+        """``flock`` on this process's own descriptor (held under ``self._lock``)."""
+        if self._lock_path is None:
+            return
+        if self._fd is None or self._pid != os.getpid():  # opened anew after a fork
+            self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, op)
 
     def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
         if record is not None and record.info.pop(self.KEY, None) is not None:
-            self._lock.release()
+            try:
+                self._file_lock(fcntl.LOCK_UN)
+            finally:
+                self._lock.release()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

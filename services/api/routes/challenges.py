@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.api.challenge_waiters import waiters
 
-from services.api.deps import Ctx, Uow, require
+from services.api.deps import Correlation, Ctx, Uow, require
 from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
 from services.core import challenges
 from services.core.challenges import ChallengeView
@@ -49,11 +49,18 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
     )
 
 
-@router.post("", response_model=ChallengeOut)
-def create(body: ChallengeIn, ctx: Ctx, uow: Uow) -> ChallengeOut:
-    view = challenges.create(ctx, uow, body.user_id, body.area)
-    uow.commit()
+# The two steps of every TOTP login are ``async def`` with their unit of work in one
+# thread-pool call: a sync endpoint with a sync unit-of-work dependency took three hops.
+def _create(ctx: Context, correlation: str | None, body: ChallengeIn) -> ChallengeOut:
+    with ctx.uow(correlation) as uow:
+        view = challenges.create(ctx, uow, body.user_id, body.area)
+        uow.commit()
     return challenge_out(ctx, view)
+
+
+@router.post("", response_model=ChallengeOut)
+async def create(body: ChallengeIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
+    return await run_in_threadpool(_create, ctx, correlation, body)
 
 
 @router.post("/{challenge_id}/select", response_model=ChallengeOut)
@@ -63,13 +70,18 @@ def select(challenge_id: uuid.UUID, body: SelectIn, ctx: Ctx, uow: Uow) -> Chall
     return challenge_out(ctx, view)
 
 
+def _verify(ctx: Context, correlation: str | None, challenge_id: uuid.UUID, body: VerifyIn) -> ChallengeOut:
+    with ctx.uow(correlation) as uow:
+        challenge = challenges.verify(ctx, uow, challenge_id, body.code, body.token_id)
+        uow.commit()
+    return challenge_out(ctx, challenge)
+
+
 @router.post("/{challenge_id}/verify", response_model=ChallengeOut)
-def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, uow: Uow) -> ChallengeOut:
+async def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
     """Check the code. With ``token_id`` a TOTP factor is selected in the same request,
     so a TOTP login is two requests: create the challenge, verify."""
-    challenge = challenges.verify(ctx, uow, challenge_id, body.code, body.token_id)
-    uow.commit()
-    return challenge_out(ctx, challenge)
+    return await run_in_threadpool(_verify, ctx, correlation, challenge_id, body)
 
 
 def _read_once(ctx: Context, challenge_id: uuid.UUID) -> ChallengeOut:

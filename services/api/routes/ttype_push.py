@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api.challenge_waiters import waiters
-from services.api.deps import get_ctx
+from services.api.deps import context_of
 from services.core.context import Context
 from services.core.push import crypto, endpoint
 from services.core.push.protocol import ProtocolError, envelope, error_envelope
@@ -49,7 +49,7 @@ def _run(ctx: Context, method: str, fields: dict[str, str]) -> JSONResponse:
 
 
 async def _handle(request: Request, prefix: str | None) -> JSONResponse:
-    ctx = get_ctx(request)
+    ctx = context_of(request)
     expected = crypto.push_endpoint_path(ctx.settings.public_url).removesuffix("/ttype/push")
     if prefix is not None and f"/{prefix.strip('/')}" != expected:
         return JSONResponse(error_envelope(NOT_HERE), status_code=404)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import jcs
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.core.clock import as_utc
@@ -65,17 +67,76 @@ def lock_chain(session: Session) -> None:
 
 def append(session: Session, envelope: dict[str, Any], recorded_at: datetime) -> AuditEntry | None:
     """Append one event at the chain's head; None if this event_id is already there."""
+    entries = append_many(session, [envelope], recorded_at)
+    return entries[0] if entries else None
+
+
+def append_many(session: Session, envelopes: list[dict[str, Any]], recorded_at: datetime) -> list[AuditEntry]:
+    """Append events at the chain's head in the given order, under one lock and one read
+    of the head; an event_id already in the log (or earlier in the batch) is skipped."""
     lock_chain(session)
-    event_id = uuid.UUID(envelope["event_id"])
-    if session.scalar(select(AuditEntry.position).where(AuditEntry.event_id == event_id)):
-        return None
-    head = session.execute(
+    batch = prepare(session, envelopes, recorded_at)
+    session.add_all(batch.entries)
+    return batch.entries
+
+
+@dataclass
+class Batch:
+    """Rows computed against a head that was read without the chain lock."""
+
+    head: tuple[int, str] | None
+    entries: list[AuditEntry]
+
+
+def read_head(conn: Session | Connection) -> tuple[int, str] | None:
+    row = conn.execute(
         select(AuditEntry.position, AuditEntry.hash).order_by(AuditEntry.position.desc()).limit(1)
     ).first()
-    position, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    return (row[0], row[1]) if row else None
+
+
+def prepare(conn: Session | Connection, envelopes: list[dict[str, Any]], recorded_at: datetime) -> Batch:
+    """The rows ``envelopes`` would add after the current head (hashing is the costly part)."""
+    ids = [uuid.UUID(e["event_id"]) for e in envelopes]
+    seen = set(conn.execute(select(AuditEntry.event_id).where(AuditEntry.event_id.in_(ids))).scalars())
+    head = read_head(conn)
+    position, prev = head if head else (0, GENESIS)
+    entries: list[AuditEntry] = []
+    for event_id, envelope in zip(ids, envelopes):
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        position += 1
+        entry = _entry(position, prev, event_id, envelope, recorded_at)
+        entries.append(entry)
+        prev = entry.hash
+    return Batch(head, entries)
+
+
+def append_prepared(session: Session, batch: Batch, envelopes: list[dict[str, Any]],
+                    recorded_at: datetime) -> list[AuditEntry]:
+    """Append a batch prepared outside the lock if the head has not moved since (the
+    usual case: one audit consumer); otherwise prepare it again under the lock."""
+    lock_chain(session)
+    if read_head(session) != batch.head:
+        batch = prepare(session, envelopes, recorded_at)
+    if batch.entries:
+        session.execute(insert(AuditEntry.__table__), [_row(e) for e in batch.entries])
+    return batch.entries
+
+
+def _row(entry: AuditEntry) -> dict[str, Any]:
+    return {c: getattr(entry, c) for c in _COLUMNS}
+
+
+_COLUMNS = tuple(c.key for c in AuditEntry.__table__.columns)
+
+
+def _entry(position: int, prev: str, event_id: uuid.UUID, envelope: dict[str, Any],
+           recorded_at: datetime) -> AuditEntry:
     canonical = canonical_row(position, prev, envelope, recorded_at)
     data = envelope.get("data", {})
-    entry = AuditEntry(
+    return AuditEntry(
         position=position,
         event_id=event_id,
         type=envelope["type"],
@@ -88,5 +149,3 @@ def append(session: Session, envelope: dict[str, Any], recorded_at: datetime) ->
         prev_hash=prev,
         hash=row_hash(prev, canonical),
     )
-    session.add(entry)
-    return entry

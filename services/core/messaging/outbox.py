@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.clock import Clock
 from services.core.messaging.publisher import PublishError, Publisher
+from services.core.messaging.routes import commands
 from services.core.models import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -39,18 +40,19 @@ def publish_rows(
     clock: Clock,
     marker: PublishedMarker | None = None,
 ) -> int:
-    """Publish in order; mark what was sent. Stops at the first failure (order matters).
+    """Publish in order (as one batch); mark what was sent.
 
-    With a ``marker`` the ``published_at`` update is left to its batching thread: a mark
-    lost in a crash only means the relay publishes the row again (consumers de-duplicate).
+    A refused batch is marked not at all: the relay sends it again later, and consumers
+    de-duplicate on ``event_id``. With a ``marker`` the ``published_at`` update is left to
+    its batching thread: a mark lost in a crash only means the relay publishes the row
+    again.
     """
-    sent: list[int] = []
     try:
-        for seq, envelope in rows:
-            publisher.publish(envelope)
-            sent.append(seq)
+        publisher.publish_many([envelope for _, envelope in rows])
     except PublishError as exc:
         log.warning("publish failed, the relay will retry: %s", exc)
+        return 0
+    sent = [seq for seq, _ in rows]
     if sent:
         if marker is not None:
             marker.mark(sent)
@@ -69,24 +71,29 @@ def mark_published(sessions: sessionmaker[Session], clock: Clock, seqs: Sequence
 T = TypeVar("T")
 
 
-def take_batch(q: queue.Queue[T | None], max_batch: int, linger: float) -> tuple[list[T], bool]:
+def take_batch(
+    q: queue.Queue[T | None], max_batch: int, linger: float, urgent: Callable[[T], bool] | None = None
+) -> tuple[list[T], bool]:
     """Block for one item, then take what arrives within ``linger`` s (at most ``max_batch``).
 
+    An ``urgent`` item ends the lingering: the batch then takes only what is queued already.
     Returns the batch and whether the stop sentinel (None) was seen.
     """
     first = q.get()
     if first is None:
         return [], True
     batch: list[T] = [first]
+    hurry = urgent is not None and urgent(first)
     deadline = time.monotonic() + linger
     while len(batch) < max_batch:
         try:
-            item = q.get(timeout=max(0.0, deadline - time.monotonic()))
+            item = q.get_nowait() if hurry else q.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return batch, False
         if item is None:
             return batch, True
         batch.append(item)
+        hurry = hurry or (urgent is not None and urgent(item))
     return batch, False
 
 
@@ -146,10 +153,21 @@ class InlineDispatcher:
 
 
 class BackgroundDispatcher:
-    """Publishes from one daemon thread, batching rows, so a request never waits."""
+    """Publishes from one daemon thread, batching rows, so a request never waits.
 
-    def __init__(self, publisher: Publisher, sessions: sessionmaker[Session], clock: Clock) -> None:
+    Events that only the audit log consumes wait up to ``linger`` s for company: the audit
+    consumer appends a message's events in one transaction, and one message per login
+    step kept it 5–7 thousand events behind under load (issue 7). An event with another
+    consumer (an SMS or a push to send) is published at once, with whatever is queued.
+
+    ``marker``: mark published rows in batches (API processes: a write transaction per
+    published batch competed with the requests for SQLite's write lock, issue 7).
+    """
+
+    def __init__(self, publisher: Publisher, sessions: sessionmaker[Session], clock: Clock,
+                 marker: PublishedMarker | None = None, *, linger: float = 0.02) -> None:
         self._publisher, self._sessions, self._clock = publisher, sessions, clock
+        self._marker, self._linger = marker, linger
         self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="outbox-dispatch", daemon=True)
         self._thread.start()
@@ -161,10 +179,12 @@ class BackgroundDispatcher:
     def close(self, timeout: float = 5.0) -> None:
         self._queue.put(None)
         self._thread.join(timeout)
+        if self._marker is not None:
+            self._marker.close(timeout)
 
     def _run(self) -> None:
         while True:
-            batch, stop = take_batch(self._queue, 500, linger=0.0)
+            batch, stop = take_batch(self._queue, 500, self._linger, urgent=_has_command)
             if batch:
                 self._flush(batch)
             if stop:
@@ -172,9 +192,13 @@ class BackgroundDispatcher:
 
     def _flush(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         try:
-            publish_rows(batch, self._publisher, self._sessions, self._clock)
+            publish_rows(batch, self._publisher, self._sessions, self._clock, self._marker)
         except Exception:  # never let the thread die; the relay covers the rows
             log.exception("outbox dispatch failed")
+
+
+def _has_command(row: tuple[int, dict[str, Any]]) -> bool:
+    return bool(commands(row[1]["type"]))
 
 
 def relay_once(

@@ -8,26 +8,43 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from services.core.audit import service
-from services.core.messaging.routes import AUDIT_APPEND
+from services.core.messaging.routes import AUDIT_APPEND, AUDIT_APPEND_MANY
 from services.workers.app import TASK_OPTIONS, app, context
 from shared.registry import ContractError, parse_event
 
 log = logging.getLogger(__name__)
 
 
-@app.task(
-    name=AUDIT_APPEND.task,
+RETRY = dict(
     autoretry_for=(DBAPIError,),
     retry_backoff=0.5,
     retry_backoff_max=10,
     retry_jitter=True,
     max_retries=20,
-    **TASK_OPTIONS,
 )
-def append(envelope: dict[str, Any]) -> None:
+
+
+def _valid(envelope: Any) -> bool:
     try:
         parse_event(envelope)
     except ContractError as exc:
         log.error("audit: refusing an event that breaks its contract: %s", type(exc).__name__)
+        return False
+    return True
+
+
+@app.task(name=AUDIT_APPEND.task, **RETRY, **TASK_OPTIONS)  # type: ignore[call-overload]
+def append(envelope: dict[str, Any]) -> None:
+    if _valid(envelope):
+        service.record_in(context(), envelope)
+
+
+@app.task(name=AUDIT_APPEND_MANY.task, **RETRY, **TASK_OPTIONS)  # type: ignore[call-overload]
+def append_many(envelopes: list[dict[str, Any]]) -> None:
+    """A publisher's batch, appended in one transaction; a broken event is refused alone."""
+    if not isinstance(envelopes, list):
+        log.error("audit: refusing a batch that is not a list")
         return
-    service.record_in(context(), envelope)
+    valid = [e for e in envelopes if _valid(e)]
+    if valid:
+        service.record_many_in(context(), valid)

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.api.challenge_waiters import waiters
 
-from services.api.deps import Correlation, Ctx, Uow, require
+from services.api.deps import Correlation, Ctx, Uow, require, run_db
 from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
 from services.core import challenges
 from services.core.challenges import ChallengeView
@@ -49,8 +49,9 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
     )
 
 
-# The two steps of every TOTP login are ``async def`` with their unit of work in one
-# thread-pool call: a sync endpoint with a sync unit-of-work dependency took three hops.
+# The two steps of every TOTP login are ``async def`` and run their unit of work through
+# ``run_db``: on SQLite in the event loop, elsewhere in one thread-pool call. A sync
+# endpoint with a sync unit-of-work dependency took three thread hops (issue 7).
 def _create(ctx: Context, correlation: str | None, body: ChallengeIn) -> ChallengeOut:
     with ctx.uow(correlation) as uow:
         view = challenges.create(ctx, uow, body.user_id, body.area)
@@ -60,7 +61,7 @@ def _create(ctx: Context, correlation: str | None, body: ChallengeIn) -> Challen
 
 @router.post("", response_model=ChallengeOut)
 async def create(body: ChallengeIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
-    return await run_in_threadpool(_create, ctx, correlation, body)
+    return await run_db(ctx, _create, ctx, correlation, body)
 
 
 @router.post("/{challenge_id}/select", response_model=ChallengeOut)
@@ -81,7 +82,7 @@ def _verify(ctx: Context, correlation: str | None, challenge_id: uuid.UUID, body
 async def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
     """Check the code. With ``token_id`` a TOTP factor is selected in the same request,
     so a TOTP login is two requests: create the challenge, verify."""
-    return await run_in_threadpool(_verify, ctx, correlation, challenge_id, body)
+    return await run_db(ctx, _verify, ctx, correlation, challenge_id, body)
 
 
 def _read_once(ctx: Context, challenge_id: uuid.UUID) -> ChallengeOut:

@@ -72,9 +72,10 @@ READ_ONLY = "twofa_read_only"
 
 @contextmanager
 def read_only(engine: Engine) -> Iterator[Connection]:
-    """A connection for reads that does not queue for the write lock (on SQLite a deferred
-    transaction reads WAL's latest snapshot beside the writer). What is decided from such
-    a read must be written with a compare-and-set, since the row may change before then."""
+    """A connection for reads that does not queue for the write lock (on SQLite each
+    statement reads WAL's latest snapshot beside the writer, with no transaction around
+    them). What is decided from such a read must be written with a compare-and-set, since
+    the row may change before then."""
     with engine.connect() as conn:
         conn.execution_options(**{READ_ONLY: True})
         yield conn
@@ -117,8 +118,7 @@ class _WriterQueue:
 
     def _begin(self, conn: Any) -> None:
         if conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql("BEGIN")  # deferred: WAL's latest snapshot, never waits for a writer
-            return
+            return  # autocommit: each SELECT reads WAL's latest snapshot, never waits for a writer
         if not self._lock.acquire(timeout=self.WAIT_SECONDS):
             raise TimeoutError("no SQLite write slot within 30 s")
         conn.info[self.KEY] = True

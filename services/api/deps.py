@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Request, Response
+from pydantic import BaseModel
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import HTTPException
 
@@ -52,6 +53,12 @@ async def run_db(ctx: Context, fn: Callable[..., T], *args: Any) -> T:
     if ctx.engine.dialect.name == "sqlite":
         return fn(*args)
     return await run_in_threadpool(fn, *args)
+
+
+def model_response(model: BaseModel) -> Response:
+    """The model as JSON, serialised once by pydantic; the route keeps ``response_model``
+    for the OpenAPI schema (FastAPI validated and serialised a returned model again)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:

@@ -6,12 +6,12 @@ import time
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from services.api.challenge_waiters import waiters
 
-from services.api.deps import Correlation, Ctx, Uow, require, run_db
+from services.api.deps import Correlation, Ctx, Uow, model_response, require, run_db
 from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
 from services.core import challenges
 from services.core.challenges import ChallengeView
@@ -60,8 +60,8 @@ def _create(ctx: Context, correlation: str | None, body: ChallengeIn) -> Challen
 
 
 @router.post("", response_model=ChallengeOut)
-async def create(body: ChallengeIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
-    return await run_db(ctx, _create, ctx, correlation, body)
+async def create(body: ChallengeIn, ctx: Ctx, correlation: Correlation) -> Response:
+    return model_response(await run_db(ctx, _create, ctx, correlation, body))
 
 
 @router.post("/{challenge_id}/select", response_model=ChallengeOut)
@@ -79,10 +79,10 @@ def _verify(ctx: Context, correlation: str | None, challenge_id: uuid.UUID, body
 
 
 @router.post("/{challenge_id}/verify", response_model=ChallengeOut)
-async def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
+async def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation: Correlation) -> Response:
     """Check the code. With ``token_id`` a TOTP factor is selected in the same request,
     so a TOTP login is two requests: create the challenge, verify."""
-    return await run_db(ctx, _verify, ctx, correlation, challenge_id, body)
+    return model_response(await run_db(ctx, _verify, ctx, correlation, challenge_id, body))
 
 
 def _read_once(ctx: Context, challenge_id: uuid.UUID) -> ChallengeOut:

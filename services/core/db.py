@@ -111,8 +111,8 @@ class _WriterQueue:
 
     def install(self, engine: Engine) -> None:
         event.listen(engine, "begin", self._begin)
-        event.listen(engine, "commit", self._end)
-        event.listen(engine, "rollback", self._end)
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "rollback", self._rollback)
         # A connection that goes back to the pool (or dies) mid-transaction never holds it.
         event.listen(engine.pool, "checkin", self._checkin)
 
@@ -128,6 +128,26 @@ class _WriterQueue:
         except BaseException:
             self._end(conn)
             raise
+
+    # SQLAlchemy fires "commit" and "rollback" *before* it ends the transaction: releasing
+    # the locks there let the next writer's BEGIN IMMEDIATE find the file still locked
+    # and fall into the busy handler's sleeps. So the transaction is ended here first
+    # (the DBAPI's own commit/rollback then has nothing left to do).
+    def _commit(self, conn: Any) -> None:
+        self._finish(conn, "COMMIT")
+
+    def _rollback(self, conn: Any) -> None:
+        self._finish(conn, "ROLLBACK")
+
+    def _finish(self, conn: Any, sql: str) -> None:
+        if self.KEY not in conn.info:
+            return
+        try:
+            dbapi = conn.connection.dbapi_connection
+            if dbapi is not None and dbapi.in_transaction:
+                dbapi.execute(sql)
+        finally:
+            self._end(conn)
 
     def _end(self, conn: Any) -> None:
         if conn.info.pop(self.KEY, None) is not None:

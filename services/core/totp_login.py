@@ -3,12 +3,16 @@
 A TOTP login is what a 2FA server does most, so these two steps skip the ORM (an ORM
 ``get`` or flush cost 0.2–0.7 ms each; the ORM version of a login took ~7.7 ms of CPU
 and 19 statements, issue 7). The rules are the same as ``challenges`` and
-``tokens.verification`` apply on the ORM path, and so are the events:
+``tokens.verification`` apply on the ORM path, and so are the events. Reads happen
+before the write lock is taken (``db.read_only``), so every write that depends on them
+is a compare-and-set:
 
-* create: 2 reads (protection, tokens) and one INSERT, plus the outbox INSERT;
-* verify, right code: one joined read, then compare-and-set UPDATEs of the token (the
+* create: one read (the area's protection joined with the user's tokens), then the
+  challenge's INSERT and the outbox INSERT;
+* verify, right code: one joined read, the code checked, then UPDATEs of the token (the
   accepted step must be newer than the last one: replays lose), the user's failure
-  count (only when it is not zero) and the challenge (only while pending);
+  count (only when it is not zero) and the challenge (only while still pending with
+  this factor or none selected);
 * verify, wrong code: the token's and the user's failure counts are incremented in SQL
   (concurrent wrong guesses all count), back-off and lock as the throttle policy says,
   the challenge's attempt is counted, and all of it is committed before the error.
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 
 C, T, P, A = Challenge.__table__.c, Token.__table__.c, UserProfile.__table__.c, AreaProtection.__table__.c
 CHALLENGES, TOKENS, PROFILES = Challenge.__table__, Token.__table__, UserProfile.__table__
+AREAS = AreaProtection.__table__
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,13 @@ def _conn(uow: UnitOfWork) -> Connection:
 
 # Every statement is built once with bind parameters: building a construct and its cache
 # key on each call cost more than executing it (about 60 µs a statement, issue 7).
-_PROTECTED = select(A.protected).where(A.user_id == bindparam("b_user"), A.area == bindparam("b_area"))
-_FACTORS = (
-    select(T.id, T.type, T.description, T.state)
-    .where(T.user_id == bindparam("b_user"), T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)))
+# One read for create: the area's protection row, joined with the user's active and locked
+# tokens (a protected user without tokens gives one row with NULL token columns).
+_PROTECTED_FACTORS = (
+    select(A.protected, T.id, T.type, T.description, T.state)
+    .select_from(AREAS)
+    .outerjoin(TOKENS, and_(T.user_id == A.user_id, T.state.in_((TokenState.ACTIVE, TokenState.LOCKED))))
+    .where(A.user_id == bindparam("b_user"), A.area == bindparam("b_area"))
     .order_by(T.created_at, T.id)
 )
 _INSERT_CHALLENGE = CHALLENGES.insert()
@@ -75,7 +83,7 @@ _LOAD_COLUMNS = (
     C.reason, C.correlation_id, C.created_at, C.expires_at, C.completed_at,
     T.id.label("t_id"), T.user_id.label("t_user_id"), T.type.label("t_type"),
     T.state.label("t_state"), T.secret_enc, T.last_step, T.drift, T.backoff_until,
-    P.backoff_until.label("user_backoff_until"),
+    P.backoff_until.label("user_backoff_until"), P.failures.label("user_failures"),
 )
 
 
@@ -147,9 +155,10 @@ _UPSERT_USER_FAILURE = {
 def protected_factors(conn: Connection, user_id: str, area: str) -> tuple[bool, list[Factor], bool]:
     """Whether (user, area) is protected, its usable factors (oldest first), and whether
     any factor is locked."""
-    if not conn.execute(_PROTECTED, {"b_user": user_id, "b_area": area}).scalar():
+    rows = conn.execute(_PROTECTED_FACTORS, {"b_user": user_id, "b_area": area}).all()
+    if not rows or not rows[0].protected:
         return False, [], False
-    rows = conn.execute(_FACTORS, {"b_user": user_id}).all()
+    rows = [r for r in rows if r.id is not None]
     usable = [Factor(r.id, r.type, r.description) for r in rows if r.state == TokenState.ACTIVE]
     return True, usable, any(r.state == TokenState.LOCKED for r in rows)
 
@@ -227,7 +236,8 @@ def _take_step(ctx: Context, conn: Connection, row: Row[Any], step: int, now: da
 
 def _verified(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], now: datetime,
               *, selecting: bool) -> Challenge:
-    conn.execute(_RESET_USER, {"b_user": row.user_id})
+    if row.user_failures:  # most users have none to reset: one statement saved
+        conn.execute(_RESET_USER, {"b_user": row.user_id})
     closed = conn.execute(
         _CLOSE_VERIFIED, {"b_challenge": row.id, "b_token": row.t_id, "b_type": row.t_type, "b_now": now}
     ).rowcount

@@ -45,6 +45,16 @@ def ledger() -> BatchingLedger:
         return _sender["ledger"]  # type: ignore[no-any-return]
 
 
+def reset() -> None:
+    """Drop this process's sender and ledger (tests that swap the Context between runs)."""
+    with _lock:
+        closing = _sender.pop("s", None)
+        _sender.clear()
+    close = getattr(closing, "close", None)
+    if close is not None:
+        close()
+
+
 def backoff(settings: Settings, retries: int) -> float:
     cap = min(settings.sms_retry_backoff_max_seconds, settings.broker_visibility_timeout - 1)
     return random.uniform(0, min(cap, 2.0**retries))  # full jitter: 0..min(cap, 2^n) s

@@ -22,7 +22,7 @@ import os
 import ssl
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -49,7 +49,10 @@ class BoundedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
         if auth:
             headers = {**(headers or {}), "Authorization": _basic(*auth)}
         kwargs: dict[str, Any] = {
-            "params": params, "data": data, "headers": headers,
+            "params": params, "headers": headers,
+            # Encoded here: given a dict, aiohttp builds a multipart writer (and a uuid4
+            # boundary) per request before it settles on urlencoding, a tenth of the send's CPU.
+            "data": urlencode(data, doseq=True).encode() if isinstance(data, dict) else data,
             "timeout": ClientTimeout(total=timeout or self.timeout),
             "allow_redirects": allow_redirects, "proxy": self._proxy,
         }

@@ -33,6 +33,10 @@ class CeleryPublisher:
                     queue=route.queue,
                     routing_key=route.queue,
                     task_id=f"{envelope['event_id']}:{route.task}",
+                    # Celery would put saferepr(args) in a header: CPU per event (issue 3
+                    # benchmark), and the envelope's content in every broker-side view.
+                    argsrepr=f"<{envelope['type']}>",
+                    kwargsrepr="{}",
                 )
         except Exception as exc:  # kombu raises transport-specific errors
             raise PublishError(f"broker refused {envelope['type']}: {type(exc).__name__}") from exc

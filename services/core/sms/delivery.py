@@ -37,7 +37,7 @@ from sqlalchemy import update
 from services.core.models import Challenge, ChallengeState, DeliveryState, SmsDelivery
 from services.core.providers.errors import PermanentProviderError, TransientProviderError
 from services.core.providers.sms import SmsSender
-from services.core.sms.ledger import ClaimJob, DirectLedger, Ledger, SentRecord
+from services.core.sms.ledger import ClaimJob, Ledger, SentRecord
 from shared.events.challenge import ChallengeFailed
 from shared.events.sms import SmsFailed, SmsRequested
 
@@ -64,14 +64,12 @@ def status_callback_url(ctx: Context, message_id: uuid.UUID) -> str | None:
 
 def deliver(
     ctx: Context, sender: SmsSender, cmd: SmsRequested, user_id: str, *, last_attempt: bool,
-    ledger: Ledger | None = None,
+    ledger: Ledger,
 ) -> Outcome:
     """Send ``cmd`` unless its record says it is done; see the module docstring.
 
-    ``ledger`` runs the claim and the ``sent`` record; a worker passes a batching one so
-    that its threads share transactions, the default gives each message its own.
+    ``ledger`` runs the claim and the ``sent`` record (batched across a worker's threads).
     """
-    ledger = ledger or DirectLedger(ctx)
     claim = ledger.claim(ClaimJob(cmd, user_id))
     if claim.verdict == "done":
         return "duplicate"

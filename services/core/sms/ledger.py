@@ -7,8 +7,7 @@ its send (the caller sends only after ``claim_many`` returned), and its ``sent``
 message, and Core statements rather than ORM objects: on the issue 3 benchmark these two
 steps were half of the SMS worker's CPU per message when each message had its own.
 
-:class:`DirectLedger` runs them for one message in the caller's thread (tests, low rates);
-:class:`BatchingLedger` lets the threads of a worker process share transactions.
+:class:`BatchingLedger` lets the threads of a worker process share them.
 """
 
 from __future__ import annotations
@@ -166,19 +165,6 @@ class Ledger(Protocol):
     def claim(self, job: ClaimJob) -> Claim: ...
 
     def record_sent(self, record: SentRecord) -> bool: ...
-
-
-class DirectLedger:
-    """One transaction per message, in the calling thread."""
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-
-    def claim(self, job: ClaimJob) -> Claim:
-        return claim_one(self._ctx, job)
-
-    def record_sent(self, record: SentRecord) -> bool:
-        return record_sent_many(self._ctx, [record])[0]
 
 
 class BatchingLedger:

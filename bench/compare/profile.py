@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+ROOT = f"{Path(__file__).resolve().parents[2]}/"  # this checkout, whatever its folder
 FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+)(?::\d+)?\)$")
 
 
@@ -43,7 +44,7 @@ def _label(frame: str) -> str:
     if not m:
         return frame.strip()
     file = m.group("file")
-    for marker in ("site-packages/", "wt-bench/", "/lib/python3.11/"):
+    for marker in ("site-packages/", ROOT, "/lib/python3.11/"):
         if marker in file:
             file = file.split(marker, 1)[1]
     return f"{m.group('func')} ({file})"

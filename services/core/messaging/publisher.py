@@ -32,7 +32,7 @@ class CeleryPublisher:
     def publish(self, envelope: dict[str, Any]) -> None:
         try:
             for route in destinations(envelope["type"]):
-                self._send(route, [envelope], f"{envelope['event_id']}:{route.task}")
+                self._send(route, [envelope], f"{envelope['event_id']}:{route.task}", f"<{envelope['type']}>")
         except Exception as exc:  # kombu raises transport-specific errors
             raise PublishError(f"broker refused {envelope['type']}: {type(exc).__name__}") from exc
 
@@ -42,19 +42,21 @@ class CeleryPublisher:
         try:
             for envelope in envelopes:
                 for route in commands(envelope["type"]):
-                    self._send(route, [envelope], f"{envelope['event_id']}:{route.task}")
+                    self._send(route, [envelope], f"{envelope['event_id']}:{route.task}",
+                               f"<{envelope['type']}>")
             for start in range(0, len(envelopes), AUDIT_BATCH_MAX):
                 batch = list(envelopes[start:start + AUDIT_BATCH_MAX])
                 route = AUDIT_APPEND_MANY
-                self._send(route, [batch], f"{batch[0]['event_id']}+{len(batch)}:{route.task}")
+                self._send(route, [batch], f"{batch[0]['event_id']}+{len(batch)}:{route.task}",
+                           f"<{len(batch)} events>")
         except Exception as exc:  # kombu raises transport-specific errors
             raise PublishError(f"broker refused a batch of {len(envelopes)}: {type(exc).__name__}") from exc
 
-    def _send(self, route: Any, args: list[Any], task_id: str) -> None:
-        # argsrepr: Celery would otherwise put a repr of the events into the message headers
-        # (a third of the publish CPU, and a second copy of every event on the broker).
+    def _send(self, route: Any, args: list[Any], task_id: str, argsrepr: str) -> None:
+        # argsrepr: Celery would otherwise put saferepr(args) into the message headers (a
+        # third of the publish CPU, and the envelope's content in every broker-side view).
         self._app.send_task(route.task, args=args, queue=route.queue, routing_key=route.queue,
-                            task_id=task_id, argsrepr="(events)", kwargsrepr="{}")
+                            task_id=task_id, argsrepr=argsrepr, kwargsrepr="{}")
 
 
 class RecordingPublisher:

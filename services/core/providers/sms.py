@@ -1,26 +1,25 @@
 """SMS senders: the ``SmsSender`` protocol, Twilio, the console twin and a failover pair.
 
 Every sender raises only ``TransientProviderError`` (retry later) or
-``PermanentProviderError`` (never retry); nothing from ``twilio`` or ``requests`` escapes.
+``PermanentProviderError`` (never retry); nothing from ``twilio`` or ``aiohttp`` escapes.
 Senders are built once per process (``build_sender``) and shared by the worker's threads.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import requests
-from requests.adapters import HTTPAdapter
+import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from services.core.providers.aio import LoopThread
 from services.core.providers.errors import PermanentProviderError, TransientProviderError
+from services.core.providers.twilio_http import make_http_client
 from services.core.settings import Settings
 from shared.types import mask_phone
 
@@ -54,45 +53,45 @@ def classify_twilio_error(exc: BaseException) -> TransientProviderError | Perman
         if status == 429 or status >= 500:
             return TransientProviderError(text, code=code, status=status)
         return PermanentProviderError(text, code=code, status=status)
-    if isinstance(exc, requests.exceptions.Timeout):
+    if isinstance(exc, TimeoutError):  # aiohttp's and asyncio's timeouts are TimeoutError
         return TransientProviderError(f"twilio timed out: {type(exc).__name__}")
-    if isinstance(exc, (requests.exceptions.RequestException, TwilioException, OSError)):
+    if isinstance(exc, (aiohttp.ClientError, TwilioException, OSError)):
         # TwilioException alone: an unreadable answer, e.g. a proxy's HTML error page.
         return TransientProviderError(f"twilio unreachable: {type(exc).__name__}")
     raise TypeError(f"not a provider failure: {type(exc).__name__}") from exc
 
 
+# Client() falls back to os.environ for any of these it is not given (an empty mapping
+# counts as not given), and TWILIO_EDGE / TWILIO_REGION would rewrite the API host.
+_NO_EDGE = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
+
+
 class TwilioSender:
-    """The official client, pointed at ``settings.twilio_api_url``, with a bounded timeout."""
+    """The official client, pointed at ``settings.twilio_api_url``, with a bounded timeout.
+
+    Sends go through ``messages.create_async`` on one event loop per sender (its own
+    thread); callers block on the result, so the worker's threads only wait while the
+    loop carries every request in flight (see ``services.core.providers.aio``).
+    """
 
     name = "twilio"
 
-    def __init__(self, settings: Settings, *, pool_size: int = 64) -> None:
+    def __init__(self, settings: Settings, *, pool_size: int = 256) -> None:
         if not (settings.twilio_account_sid and settings.twilio_auth_token):
             raise ValueError("Twilio credentials are not configured")
-        http = TwilioHttpClient(timeout=settings.sms_send_timeout_seconds)
-        if http.session is not None:
-            # One keep-alive connection per worker thread (the default pool keeps ≤ 32).
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-            http.session.mount("http://", adapter)
-            http.session.mount("https://", adapter)
-            # requests re-reads proxy and CA-bundle variables from os.environ on every call
-            # (merge_environment_settings: ~5 % of a send's CPU in the issue 3 profile). The
-            # API URL is fixed, so resolve them once, the same way, and stop the lookup.
-            url = settings.twilio_api_url
-            http.session.proxies.update(requests.utils.get_environ_proxies(url))
-            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            if ca_bundle:
-                http.session.verify = ca_bundle
-            http.session.trust_env = False
-        # environment={}: TWILIO_EDGE / TWILIO_REGION in os.environ would rewrite the host.
+        self._timeout = settings.sms_send_timeout_seconds
+        # pool_size caps connections only; the sends in flight are bounded by the callers.
+        self._loop = LoopThread("twilio-http")
+        self._http = self._loop.run(
+            make_http_client(settings.twilio_api_url, self._timeout, pool_size), timeout=10)
         self._client = Client(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
-            http_client=http,
-            environment={},
+            http_client=self._http,
+            environment=_NO_EDGE,
         )
         self._client.api.base_url = settings.twilio_api_url.rstrip("/")
+        self._messages = self._client.messages
         self._from = settings.twilio_from_number
         self._service = settings.twilio_messaging_service_sid
 
@@ -105,12 +104,17 @@ class TwilioSender:
         if status_callback:
             kwargs["status_callback"] = status_callback
         try:
-            message = self._client.messages.create(**kwargs)
-        except (TwilioException, requests.exceptions.RequestException, OSError) as exc:
+            # The request bounds itself; the extra seconds only guard against a stuck loop.
+            message = self._loop.run(self._messages.create_async(**kwargs), self._timeout + 5)
+        except (TwilioException, aiohttp.ClientError, OSError) as exc:
             raise classify_twilio_error(exc) from exc
         if not message.sid:
             raise TransientProviderError("twilio answered without a message SID")
         return SmsReceipt(self.name, message.sid)
+
+    def close(self) -> None:
+        self._loop.run(self._http.close(), 5)
+        self._loop.close()
 
 
 class ConsoleSender:
@@ -160,7 +164,7 @@ def console_outbox(settings: Settings) -> Path:
     return (settings.var_dir / "outbox" / "sms.log").resolve()
 
 
-def build_sender(settings: Settings, *, pool_size: int = 64) -> SmsSender:
+def build_sender(settings: Settings, *, pool_size: int = 256) -> SmsSender:
     if settings.sms_provider == "twilio":
         return TwilioSender(settings, pool_size=pool_size)
     return ConsoleSender(console_outbox(settings))

@@ -10,6 +10,9 @@ compare-and-set steps, each committed on its own:
    error or a transient one on the last attempt. Other transient errors release the claim
    (``claimed_at`` cleared) and are re-raised for the task to retry with back-off.
 
+In a worker, steps 1 and 3 of many messages share transactions (``services.core.sms.ledger``):
+a claim is still committed before its send and a record after it, only not alone.
+
 A redelivered message (worker killed, visibility timeout, replay) finds the record:
 ``sent``/``delivered``/``failed``/``unknown`` → nothing is sent again; ``sending`` with a
 live claim → another worker is on it, retry later; ``sending`` with a claim older than the
@@ -27,18 +30,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
-from services.core.clock import as_utc
-from services.core.models import Challenge, ChallengeState, DeliveryState, SmsDelivery, Token
+from services.core.models import Challenge, ChallengeState, DeliveryState, SmsDelivery
 from services.core.providers.errors import PermanentProviderError, TransientProviderError
 from services.core.providers.sms import SmsSender
+from services.core.sms.ledger import ClaimJob, Ledger, SentRecord
 from shared.events.challenge import ChallengeFailed
-from shared.events.sms import SmsFailed, SmsRequested, SmsSent
+from shared.events.sms import SmsFailed, SmsRequested
 
 if TYPE_CHECKING:
     from services.core.context import Context
@@ -48,11 +49,6 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["sent", "failed", "duplicate", "unknown"]
 CALLBACK_PATH = "/v1/callbacks/twilio"
-
-
-def lease_seconds(ctx: Context) -> float:
-    # A send takes at most connect + read timeout; anything claimed longer ago is dead.
-    return 2 * ctx.settings.sms_send_timeout_seconds + 5
 
 
 def message_body(ctx: Context, code: str) -> str:
@@ -67,26 +63,30 @@ def status_callback_url(ctx: Context, message_id: uuid.UUID) -> str | None:
 
 
 def deliver(
-    ctx: Context, sender: SmsSender, cmd: SmsRequested, user_id: str, *, last_attempt: bool
+    ctx: Context, sender: SmsSender, cmd: SmsRequested, user_id: str, *, last_attempt: bool,
+    ledger: Ledger,
 ) -> Outcome:
-    """Send ``cmd`` unless its record says it is done; see the module docstring."""
-    claim, phone_enc = _claim(ctx, cmd, user_id)
-    if claim == "done":
+    """Send ``cmd`` unless its record says it is done; see the module docstring.
+
+    ``ledger`` runs the claim and the ``sent`` record (batched across a worker's threads).
+    """
+    claim = ledger.claim(ClaimJob(cmd, user_id))
+    if claim.verdict == "done":
         return "duplicate"
-    if claim == "busy":
+    if claim.verdict == "busy":
         if last_attempt:
             return "duplicate"  # the live claimant records the outcome
         raise TransientProviderError("another worker is sending this message")
-    if claim == "lost":
+    if claim.verdict == "lost":
         _finish(ctx, cmd, user_id, DeliveryState.UNKNOWN, sender.name, reason="outcome_unknown",
                 permanent=True, undeliverable=False)
         return "unknown"
-    if not phone_enc:
+    if not claim.phone_enc:
         _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="token_deleted")
         return "failed"
     try:
         receipt = sender.send(
-            ctx.keyring.decrypt(phone_enc),
+            ctx.keyring.decrypt(claim.phone_enc),
             message_body(ctx, ctx.keyring.decrypt(cmd.code.reveal())),
             status_callback=status_callback_url(ctx, cmd.message_id),
         )
@@ -102,44 +102,8 @@ def deliver(
             return "failed"
         _release(ctx, cmd.message_id)
         raise
-    _record_sent(ctx, cmd, user_id, receipt.provider, receipt.message_id)
+    ledger.record_sent(SentRecord(cmd, user_id, receipt.provider, receipt.message_id))
     return "sent"
-
-
-def _claim(
-    ctx: Context, cmd: SmsRequested, user_id: str
-) -> tuple[Literal["send", "done", "busy", "lost"], str | None]:
-    """The claim, and for ``send`` the token's encrypted number, read in the same
-    transaction (a separate read transaction per message cost throughput, issue 3)."""
-    now = ctx.clock.now()
-    with ctx.sessions.begin() as session:
-        row = session.get(SmsDelivery, cmd.message_id, with_for_update=True)
-        if row is None:
-            session.add(SmsDelivery(
-                message_id=cmd.message_id, token_id=cmd.token_id, user_id=user_id,
-                challenge_id=cmd.challenge_id, state=DeliveryState.SENDING, attempts=1,
-                claimed_at=now, created_at=now, updated_at=now,
-            ))
-            return "send", _phone_enc(session, cmd)
-        if row.state in DeliveryState.FINAL:
-            return "done", None
-        if row.claimed_at is not None:
-            if as_utc(row.claimed_at) + timedelta(seconds=lease_seconds(ctx)) > now:
-                return "busy", None
-            return "lost", None
-        won = session.execute(
-            update(SmsDelivery)
-            .where(SmsDelivery.message_id == cmd.message_id, SmsDelivery.claimed_at.is_(None),
-                   SmsDelivery.state == DeliveryState.SENDING)
-            .values(claimed_at=now, attempts=SmsDelivery.attempts + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        return ("send", _phone_enc(session, cmd)) if won == 1 else ("busy", None)
-
-
-def _phone_enc(session: Session, cmd: SmsRequested) -> str | None:
-    phone_enc = session.scalar(select(Token.phone_enc).where(Token.id == cmd.token_id))
-    return phone_enc or None
 
 
 def _release(ctx: Context, message_id: uuid.UUID) -> None:
@@ -150,22 +114,6 @@ def _release(ctx: Context, message_id: uuid.UUID) -> None:
             .values(claimed_at=None, updated_at=ctx.clock.now())
             .execution_options(synchronize_session=False)
         )
-
-
-def _record_sent(ctx: Context, cmd: SmsRequested, user_id: str, provider: str, sid: str) -> None:
-    with ctx.uow() as uow:
-        won = uow.session.execute(
-            update(SmsDelivery)
-            .where(SmsDelivery.message_id == cmd.message_id,
-                   SmsDelivery.state.in_((DeliveryState.SENDING, DeliveryState.UNKNOWN)))
-            .values(state=DeliveryState.SENT, provider=provider, provider_message_id=sid,
-                    claimed_at=None, updated_at=ctx.clock.now())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if won == 1:
-            uow.emit(SmsSent(message_id=cmd.message_id, token_id=cmd.token_id, provider=provider,
-                             provider_message_id=sid, phone=cmd.phone), user_id=user_id)
-        uow.commit()
 
 
 def _finish(

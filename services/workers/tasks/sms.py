@@ -20,11 +20,12 @@ from services.core.providers.errors import TransientProviderError
 from services.core.providers.sms import SmsSender, build_sender
 from services.core.settings import Settings
 from services.core.sms.delivery import deliver
+from services.core.sms.ledger import BatchingLedger
 from services.workers.app import TASK_OPTIONS, app, context
 from shared.events.sms import SmsRequested
 from shared.registry import ContractError, parse_event
 
-_sender: dict[str, SmsSender] = {}
+_sender: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
@@ -33,7 +34,25 @@ def sender() -> SmsSender:
     with _lock:
         if "s" not in _sender:
             _sender["s"] = build_sender(context().settings)
-        return _sender["s"]
+        return _sender["s"]  # type: ignore[no-any-return]
+
+
+def ledger() -> BatchingLedger:
+    """One per process: the pool's threads share its claim and record transactions."""
+    with _lock:
+        if "ledger" not in _sender:
+            _sender["ledger"] = BatchingLedger(context())
+        return _sender["ledger"]  # type: ignore[no-any-return]
+
+
+def reset() -> None:
+    """Drop this process's sender and ledger (tests that swap the Context between runs)."""
+    with _lock:
+        closing = _sender.pop("s", None)
+        _sender.clear()
+    close = getattr(closing, "close", None)
+    if close is not None:
+        close()
 
 
 def backoff(settings: Settings, retries: int) -> float:
@@ -49,6 +68,6 @@ def send(self: Task, envelope: dict[str, Any]) -> str:
     ctx, retries = context(), self.request.retries or 0
     last = retries >= ctx.settings.sms_max_retries
     try:
-        return deliver(ctx, sender(), cmd, env.user_id, last_attempt=last)
+        return deliver(ctx, sender(), cmd, env.user_id, last_attempt=last, ledger=ledger())
     except TransientProviderError as exc:
         raise self.retry(exc=exc, countdown=backoff(ctx.settings, retries)) from None

@@ -42,7 +42,7 @@ def run_sms(ctx: Context, publisher: RecordingPublisher) -> Iterator[Callable[[]
     from services.workers.tasks import sms as sms_tasks
 
     worker_app.configure(ctx.settings, ctx=ctx)
-    sms_tasks._sender.clear()
+    sms_tasks.reset()
     done: set[str] = set()
 
     def run() -> list[Any]:
@@ -54,7 +54,7 @@ def run_sms(ctx: Context, publisher: RecordingPublisher) -> Iterator[Callable[[]
         return outcomes
 
     yield run
-    sms_tasks._sender.clear()
+    sms_tasks.reset()
 
 
 def events(publisher: RecordingPublisher, type_: str) -> list[dict[str, Any]]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from services.core.context import Context
 from services.core.messaging.publisher import RecordingPublisher
 from services.core.models import Challenge, SmsDelivery
-from tests.fakes.fake_twilio import Delay, FakeTwilio, rfc9457_error, twilio_error
+from services.core.providers.errors import TransientProviderError
+from services.core.providers.sms import TwilioSender
+from tests.fakes.fake_twilio import Delay, Drop, FakeTwilio, rfc9457_error, twilio_error
 from tests.integration.sms.conftest import PHONE, events, protect
 
 
@@ -104,9 +109,40 @@ def test_a_redelivered_command_is_not_sent_again(api, enroll_headers, fake_twili
     from services.workers.tasks import sms as sms_tasks
 
     worker_app.configure(ctx.settings, ctx=ctx)
-    sms_tasks._sender.clear()
+    sms_tasks.reset()
     enroll(api, enroll_headers)
     (env,) = events(publisher, "sms.requested")
     assert sms_tasks.send.apply(args=[env]).result == "sent"
     assert sms_tasks.send.apply(args=[env]).result == "duplicate"
     assert len(fake_twilio.messages) == 1 and len(events(publisher, "sms.sent")) == 1
+
+
+def test_a_dropped_connection_is_retried(api, enroll_headers, fake_twilio, publisher, run_sms, ctx):
+    fake_twilio.script(Drop())
+    enroll(api, enroll_headers)
+    assert run_sms() == ["sent"]
+    assert len(fake_twilio.requests) == 2 and len(fake_twilio.messages) == 1
+    assert delivery(ctx).attempts == 2
+
+
+def test_twilio_edge_and_region_in_the_environment_are_ignored(api, enroll_headers, fake_twilio,
+                                                               run_sms, monkeypatch):
+    # They would turn the API host 127.0.0.1 into 127.dublin.ie1.0.1 (library-notes §3).
+    monkeypatch.setenv("TWILIO_EDGE", "dublin")
+    monkeypatch.setenv("TWILIO_REGION", "ie1")
+    enroll(api, enroll_headers)
+    assert run_sms() == ["sent"]
+    assert len(fake_twilio.requests) == 1
+
+
+def test_the_sender_bounds_every_request_by_the_send_timeout(settings, fake_twilio):
+    fake_twilio.script(Delay(1.5))
+    sender = TwilioSender(settings)  # sms_send_timeout_seconds=0.4
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransientProviderError, match="timed out"):
+            sender.send(PHONE, "a message")
+        assert time.monotonic() - started < 1.2
+        assert sender.send(PHONE, "a message").message_id.startswith("SM")  # the loop lives on
+    finally:
+        sender.close()

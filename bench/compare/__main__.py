@@ -189,6 +189,16 @@ def postgres(cfg: dict[str, object], procs: Procs, work: Path) -> dict[str, obje
         tw.stop()
 
 
+def breakdown(timeout: float) -> dict[str, float] | str:
+    """In-process CPU per login by layer (bench/compare/breakdown.py), in its own process."""
+    try:
+        p = subprocess.run([sys.executable, "-m", "bench.compare.breakdown"], capture_output=True, text=True,
+                           cwd=ROOT, timeout=timeout)
+        return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else p.stderr[-1500:]
+    except (subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        return f"failed: {exc}"
+
+
 def sibling_benches(timeout: float) -> dict[str, str]:
     out = {}
     # Each sibling bench with the arguments its own docstring gives.
@@ -253,6 +263,8 @@ def main() -> int:
         results["rss"] = {"twofa api": procs.rss_mb("sqlite-api"), "privacyidea": procs.rss_mb("privacyidea")}
         results["audit"] = drain(tw)
         tw.stop()
+        print("breakdown: CPU per login by layer, in process", flush=True)
+        results["breakdown"] = breakdown(timeout=300)
         procs.stop("privacyidea")
         if "growth" not in skip:
             print(f"cost growth: 1k vs {cfg['big']} tokens", flush=True)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
+
+HISTORY = Path(__file__).with_name("HISTORY.md")
+GOAL_RATIO, GOAL_P99_MS, GOAL_GROWTH = 25.0, 20.0, 1.2
 
 
 def _f(x: Any, nd: int = 1) -> str:
@@ -22,6 +26,31 @@ def _merge(runs: list[dict[str, Any]]) -> dict[str, float]:
         "bad": sum(r["unexpected"] + r["errors"] for r in runs),
         "starved": sum(r["starved"] for r in runs),
     }
+
+
+def goals(res: dict[str, Any]) -> list[str]:
+    """Issue 7's goals against this run's figures."""
+    ab, lines = res.get("ab", []), ["", "Goals of issue 7 in this run:", ""]
+    for conc in (8, 32):
+        p = [r for r in ab if r["target"] == "pi" and r["concurrency"] == conc]
+        t = [r for r in ab if r["target"] == "twofa" and r["concurrency"] == conc]
+        if p and t and _merge(p)["rate"]:
+            ratio = _merge(t)["rate"] / _merge(p)["rate"]
+            lines.append(f"- throughput at c={conc}: {ratio:.2f}× privacyIDEA (goal ≥ {GOAL_RATIO:.0f}×): "
+                         f"**{'met' if ratio >= GOAL_RATIO else 'missed'}**")
+    t8 = [r for r in ab if r["target"] == "twofa" and r["concurrency"] == 8]
+    if t8:
+        p99 = _merge(t8)["p99"]
+        lines.append(f"- twofa p99 at c=8: {p99:.1f} ms (goal ≤ {GOAL_P99_MS:.0f} ms): "
+                     f"**{'met' if p99 <= GOAL_P99_MS else 'missed'}**")
+    g = res.get("growth") or {}
+    try:
+        growth = g["big"][0]["p50_ms"] / g["1k"][0]["p50_ms"]
+        lines.append(f"- verification p50 growth 1k → {g.get('big_tokens', '?'):,} tokens at c=1: {growth:.2f}× "
+                     f"(goal ≤ {GOAL_GROWTH}×): **{'met' if growth <= GOAL_GROWTH else 'missed'}**")
+    except (KeyError, IndexError, ZeroDivisionError):
+        pass
+    return lines
 
 
 def render(res: dict[str, Any]) -> str:
@@ -68,9 +97,27 @@ def render(res: dict[str, Any]) -> str:
             f"| {conc} | {_f(P['rate'])} | {_f(P['p50'])} | {_f(P['p99'])} | {_f(T['rate'])} | {_f(T['p50'])} | "
             f"{_f(T['p99'])} | **{_f(ratio, 2)}×** | {int(P['bad'] + T['bad'])} | {_f(max(P['gen'], T['gen']), 2)} |"
         )
-    out += ["", "CPU of each process tree during the runs (cores, averaged over the run):", ""]
+    out += goals(res)
+    out += ["", "CPU of each process tree during the runs (cores, averaged over the run; for twofa also "
+            "CPU ms per login):", ""]
     for r in ab:
-        out.append(f"- {r['target']} c={r['concurrency']} rep {r['rep']}: {r['server_cores']}")
+        line = f"- {r['target']} c={r['concurrency']} rep {r['rep']}: {r['server_cores']}"
+        if r["target"] == "twofa" and r["logins_per_s"]:
+            per = {k: round(v * 1000 / r["logins_per_s"], 2) for k, v in r["server_cores"].items() if v}
+            line += f"; ms per login: {per}"
+        out.append(line)
+    bd = res.get("breakdown")
+    if isinstance(bd, dict):
+        out += ["", "## Where the CPU of a twofa login goes (in process, `python -m bench.compare.breakdown`)", "",
+                "| layer | CPU ms per login (create + verify) |", "|---|---|",
+                f"| domain: the two units of work, outbox written and marked, no broker | {_f(bd['domain'], 2)} |",
+                f"| + FastAPI (routing, API key, validation, JSON), no sockets | {_f(bd['asgi'], 2)} |",
+                f"| + Celery publishing to the embedded broker (audit copies batched) | {_f(bd['asgi_broker'], 2)} |",
+                "", f"Publishing a login's three events unbatched (create: 1, verify: 2 messages): "
+                f"{_f(bd['publish_login_events_ms'], 2)} ms. The full stack adds uvicorn and HTTP parsing on top "
+                "(compare the API's ms per login in the A/B lines above), and the audit consumer's share."]
+    elif bd:
+        out += ["", f"Breakdown failed: {bd}"]
     hello = res.get("hello", [])
     out += ["", "## Hello-world ceiling of the same server stack", "",
             "| load | requests/s | p50 ms | p99 ms | generator CPU (cores) |", "|---|---|---|---|---|"]
@@ -129,5 +176,7 @@ def render(res: dict[str, Any]) -> str:
         out += ["", "## Push latency and SMS throughput (the PUSH and SMS issues' benches)", ""]
         for k, v in sib.items():
             out += [f"### {k}", "", "```", v, "```", ""]
+    if HISTORY.exists():
+        out += ["", HISTORY.read_text().strip(), ""]
     out += ["", f"Processes left after the run (pgrep on the run's work dir, and every pid it started): {res.get('leftover_processes') or 'none'}", ""]
     return "\n".join(out)

@@ -257,7 +257,9 @@ def _verified(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], no
 def _failed(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], now: datetime,
             *, selecting: bool) -> None:
     policy = policy_from(ctx)
-    failures = conn.execute(_COUNT_TOKEN_FAILURE, {"b_token": row.t_id}).scalar_one()
+    failures = conn.execute(_COUNT_TOKEN_FAILURE, {"b_token": row.t_id}).scalar()
+    if failures is None:  # deleted since it was read
+        raise Conflict("the selected factor is no longer usable", code="factor_unusable")
     lock = policy.should_lock(failures) and row.t_state != TokenState.LOCKED
     until = next_backoff(policy, failures, now)
     if lock or until is not None or row.backoff_until is not None:

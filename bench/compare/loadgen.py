@@ -2,7 +2,7 @@
 
 Usage (the orchestrator calls it; it prints one JSON line):
   python -m bench.compare.loadgen --target twofa|pi|hello --url http://127.0.0.1:PORT \
-      --tokens FILE --state FILE --concurrency 8 --duration 10 [--warmup 2] [--flow 2|3]
+      --tokens FILE --state FILE --concurrency 8 --duration 10 [--warmup 2] [--flow 2|3] [--rate R]
 
 Each of ``concurrency`` coroutines owns one keep-alive connection and runs complete logins
 back to back (like wrk -c). A login is every request the server's flow needs:
@@ -200,6 +200,8 @@ class Driver:
 
     async def worker(self, stats: Stats, start: float, stop: float) -> None:
         conn = Conn(self.host, self.port)
+        # --rate: each of the connections starts a login every concurrency/rate seconds at most
+        interval = self.args.concurrency / self.args.rate if self.args.rate > 0 else 0.0
         while True:
             t0 = time.perf_counter()
             if t0 >= stop:
@@ -215,6 +217,8 @@ class Driver:
             t1 = time.perf_counter()
             if t0 >= start:
                 stats.latencies.append(t1 - t0)
+            if interval and (left := t0 + interval - t1) > 0:
+                await asyncio.sleep(left)
         if conn.writer is not None:
             conn.writer.close()
 
@@ -287,6 +291,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--rate", type=float, default=0, help="logins/s at most, over all connections (0: closed loop)")
     args = ap.parse_args()
     tokens = load_tokens(args.tokens, args.state) if args.tokens else []
     driver = Driver(args, tokens)

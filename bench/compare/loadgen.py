@@ -198,10 +198,13 @@ class Driver:
         if len(stats.samples) < 5:
             stats.samples.append(f"{status} {data[:200]!r}")
 
-    async def worker(self, stats: Stats, start: float, stop: float) -> None:
+    async def worker(self, stats: Stats, start: float, stop: float, index: int = 0) -> None:
         conn = Conn(self.host, self.port)
-        # --rate: each of the connections starts a login every concurrency/rate seconds at most
+        # --rate: each of the connections starts a login every concurrency/rate seconds at most,
+        # the connections spread over that interval (in step they would queue behind each other)
         interval = self.args.concurrency / self.args.rate if self.args.rate > 0 else 0.0
+        if interval:
+            await asyncio.sleep(interval * index / self.args.concurrency)
         while True:
             t0 = time.perf_counter()
             if t0 >= stop:
@@ -228,7 +231,7 @@ class Driver:
         start, stop = now + self.args.warmup, now + self.args.warmup + self.args.duration
         cpu0 = _cpu()
         # One Stats for the whole run; latencies of logins started in the warm-up are dropped.
-        await asyncio.gather(*(self.worker(measured, start, stop) for _ in range(self.args.concurrency)))
+        await asyncio.gather(*(self.worker(measured, start, stop, i) for i in range(self.args.concurrency)))
         cpu = _cpu() - cpu0
         lat = sorted(measured.latencies)
         n = len(lat)

@@ -62,6 +62,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Reads through a memory map, shared by every connection and process, instead of a
+    # read() into each connection's 2 MiB page cache: with a million tokens a login's
+    # B-tree lookups cost 19 % more CPU than with a thousand, 15 % with the map (issue 7).
+    cur.execute("PRAGMA mmap_size=1073741824")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 

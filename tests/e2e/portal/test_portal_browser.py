@@ -16,7 +16,6 @@ import pytest
 
 from services.core.clock import FrozenClock
 from services.core.tokens.factors import factor_types
-from tests.e2e.portal.conftest import ARTIFACTS
 from tests.portal_support import PASSWORD, RECOVERY_RE, next_code, oathtool
 
 pytestmark = pytest.mark.e2e

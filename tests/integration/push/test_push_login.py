@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.pi_app import AppRejected, PollError
+from tests.fakes.pi_app import PollError
 from tests.fakes.pi_crypto import sign
 
 

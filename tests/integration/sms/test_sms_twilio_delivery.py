@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.core.context import Context
 from services.core.messaging.publisher import RecordingPublisher
-from services.core.models import Challenge, SmsDelivery
+from services.core.models import SmsDelivery
 from services.core.providers.errors import TransientProviderError
 from services.core.providers.sms import TwilioSender
 from tests.fakes.fake_twilio import Delay, Drop, FakeTwilio, rfc9457_error, twilio_error

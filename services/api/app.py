@@ -15,7 +15,6 @@ from services.api.routes import callbacks, sms  # SMS (issue 3)
 from services.api.routes import ttype_push  # PUSH (issue 4)
 from services.core.bootstrap import build_context
 from services.core.context import Context
-from services.core.db import WalCheckpointer
 from services.core.settings import Settings
 
 ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router)
@@ -33,9 +32,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
             import anyio.to_thread
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = ctx.settings.api_threads
-        checkpointer = WalCheckpointer(ctx.engine).start()
         yield
-        checkpointer.stop()
         close = getattr(ctx.dispatcher, "close", None)
         if callable(close):
             close()

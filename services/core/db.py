@@ -7,7 +7,6 @@ models and migrations run on SQLite (the embedded default) and PostgreSQL.
 from __future__ import annotations
 
 import fcntl
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 import os
@@ -71,8 +70,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
-
-log = logging.getLogger(__name__)
 
 READ_ONLY = "twofa_read_only"
 
@@ -178,47 +175,6 @@ class _WriterQueue:
                 self._file_lock(fcntl.LOCK_UN)
             finally:
                 self._lock.release()
-
-
-class WalCheckpointer:
-    """WAL checkpoints from a thread of their own, outside the writer queue.
-
-    SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1,000
-    pages: that writer copies pages into the database file and fsyncs it while every
-    writer queued behind it waits. A PASSIVE checkpoint from another connection needs no
-    write lock and never blocks a writer or a reader, so a long-running process (API,
-    worker, relay) starts one of these and its connections turn the automatic one off.
-    Short-lived processes and tests keep SQLite's default.
-    """
-
-    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
-        self._engine, self._interval = engine, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-
-    def start(self) -> "WalCheckpointer":
-        if self._engine.dialect.name == "sqlite" and _lock_path(self._engine) is not None:
-            event.listen(self._engine, "connect", _no_autocheckpoint)
-            self._engine.dispose()  # pooled connections reconnect without the automatic checkpoint
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                with read_only(self._engine) as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception:  # a busy or vanished database: try again next time
-                log.debug("WAL checkpoint failed", exc_info=True)
-
-
-def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,7 +14,6 @@ from typing import Any
 from celery import Celery
 
 from services.core.bootstrap import build_context
-from services.core.db import WalCheckpointer
 from services.core.context import Context
 from services.core.messaging.celery_config import celery_config
 from services.core.settings import Settings
@@ -56,6 +55,5 @@ def context() -> Context:
                 # Publish inline (before the ack), but mark rows published in batches:
                 # one write per message less (issue 3 benchmark).
                 ctx = build_context(_state["settings"], background=False, batch_marks=True)
-                ctx.extras["checkpointer"] = WalCheckpointer(ctx.engine).start()
                 _state["ctx"] = ctx
     return ctx  # type: ignore[no-any-return]

@@ -12,7 +12,6 @@ import threading
 import time
 
 from services.core.bootstrap import build_context
-from services.core.db import WalCheckpointer
 from services.core.messaging.celery_config import make_celery
 from services.core.messaging.outbox import relay_once
 from services.core.messaging.routes import EXPIRY_SWEEP
@@ -25,7 +24,6 @@ SWEEP_EVERY_SECONDS = 1.0
 
 def run(settings: Settings, stop: threading.Event) -> None:
     ctx = build_context(settings, background=False)
-    checkpointer = WalCheckpointer(ctx.engine).start()
     publisher = ctx.extras["publisher"]
     scheduler = make_celery(settings, "twofa-scheduler")
     next_sweep = 0.0
@@ -54,4 +52,3 @@ def run(settings: Settings, stop: threading.Event) -> None:
         except Exception as exc:  # the broker or DB may be down; keep trying
             log.warning("relay pass failed: %s", type(exc).__name__)
         stop.wait(settings.relay_interval_seconds)
-    checkpointer.stop()

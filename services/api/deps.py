@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Path, Request, Response
-from pydantic import BaseModel
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import HTTPException
+from pydantic import BaseModel
 
 from services.core import apikeys
 from services.core.context import Context

@@ -10,6 +10,8 @@ An idle process (batches of one) never lingers, so it adds no latency.
 
 If a batch fails, each of its items is run again on its own, so one bad item (a constraint
 violation, a row another process holds) fails only its own caller.
+
+``take_batch`` is the draining step, shared with the outbox's publishing and marking threads.
 """
 
 from __future__ import annotations
@@ -26,6 +28,32 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 log = logging.getLogger(__name__)
+
+
+def take_batch(
+    q: queue.Queue[T | None] | queue.SimpleQueue[T | None], max_batch: int, linger: float, urgent: Callable[[T], bool] | None = None
+) -> tuple[list[T], bool]:
+    """Block for one item, then take what arrives within ``linger`` s (at most ``max_batch``).
+
+    An ``urgent`` item ends the lingering: the batch then takes only what is queued already.
+    Returns the batch and whether the stop sentinel (None) was seen.
+    """
+    first = q.get()
+    if first is None:
+        return [], True
+    batch: list[T] = [first]
+    hurry = urgent is not None and urgent(first)
+    deadline = time.monotonic() + linger
+    while len(batch) < max_batch:
+        try:
+            item = q.get_nowait() if hurry else q.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return batch, False
+        if item is None:
+            return batch, True
+        batch.append(item)
+        hurry = hurry or (urgent is not None and urgent(item))
+    return batch, False
 
 
 class Batcher(Generic[T, R]):
@@ -61,13 +89,7 @@ class Batcher(Generic[T, R]):
     def _loop(self) -> None:
         busy = False
         while True:
-            batch = [self._queue.get()]
-            deadline = time.monotonic() + (self._linger if busy else 0.0)
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
+            batch, _ = take_batch(self._queue, self._max_batch, self._linger if busy else 0.0)  # type: ignore[arg-type]
             busy = len(batch) > 1
             self._run(batch)
 

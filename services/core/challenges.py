@@ -20,9 +20,8 @@ from services.core.db import read_only
 from services.core.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from services.core.models import Challenge, ChallengeState, Token, TokenState
 from services.core.tokens.factors import factor_for
-from services.core.totp_login import Factor
-from services.core.tokens.verification import check_token_code
 from services.core import totp_login
+from services.core.tokens.verification import check_token_code
 from shared.events.challenge import (
     ChallengeExpired,
     ChallengeFactorSelected,
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 @dataclass
 class ChallengeView:
     challenge: Challenge | None
-    factors: Sequence[Factor | Token] = field(default_factory=list)
+    factors: Sequence[totp_login.Factor | Token] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
 

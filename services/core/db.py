@@ -7,10 +7,10 @@ models and migrations run on SQLite (the embedded default) and PostgreSQL.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -155,10 +155,13 @@ class _WriterQueue:
 
     def _end(self, conn: Any) -> None:
         if conn.info.pop(self.KEY, None) is not None:
-            try:
-                self._file_lock(fcntl.LOCK_UN)
-            finally:
-                self._lock.release()
+            self._release()
+
+    def _release(self) -> None:
+        try:
+            self._file_lock(fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
 
     def _file_lock(self, op: int) -> None:
         """``flock`` on this process's own descriptor (held under ``self._lock``)."""
@@ -171,10 +174,7 @@ class _WriterQueue:
 
     def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
         if record is not None and record.info.pop(self.KEY, None) is not None:
-            try:
-                self._file_lock(fcntl.LOCK_UN)
-            finally:
-                self._lock.release()
+            self._release()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -260,7 +260,7 @@ def _failed(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], now:
     failures = conn.execute(_COUNT_TOKEN_FAILURE, {"b_token": row.t_id}).scalar()
     if failures is None:  # deleted since it was read
         raise Conflict("the selected factor is no longer usable", code="factor_unusable")
-    lock = policy.should_lock(failures) and row.t_state != TokenState.LOCKED
+    lock = policy.should_lock(failures)  # the row was active when read (checked_row)
     until = next_backoff(policy, failures, now)
     if lock or until is not None or row.backoff_until is not None:
         conn.execute(_TOKEN_LOCK if lock else _TOKEN_BACKOFF, {"b_token": row.t_id, "b_until": until})

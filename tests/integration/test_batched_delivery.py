@@ -15,7 +15,7 @@ from services.core.audit import chain, service
 from services.core.audit.verify import verify_chain
 from services.core.context import Context
 from services.core.db import read_only
-from services.core.messaging.outbox import take_batch
+from services.core.batching import take_batch
 from services.core.messaging.publisher import CeleryPublisher
 from services.core.messaging.routes import AUDIT_APPEND_MANY, AUDIT_BATCH_MAX, SMS_SEND
 from services.core.models import AuditEntry

@@ -67,17 +67,9 @@ def lock_chain(session: Session) -> None:
 
 def append(session: Session, envelope: dict[str, Any], recorded_at: datetime) -> AuditEntry | None:
     """Append one event at the chain's head; None if this event_id is already there."""
-    entries = append_many(session, [envelope], recorded_at)
-    return entries[0] if entries else None
-
-
-def append_many(session: Session, envelopes: list[dict[str, Any]], recorded_at: datetime) -> list[AuditEntry]:
-    """Append events at the chain's head in the given order, under one lock and one read
-    of the head; an event_id already in the log (or earlier in the batch) is skipped."""
     lock_chain(session)
-    batch = prepare(session, envelopes, recorded_at)
-    session.add_all(batch.entries)
-    return batch.entries
+    entries = _insert(session, prepare(session, [envelope], recorded_at).entries)
+    return entries[0] if entries else None
 
 
 @dataclass
@@ -120,13 +112,14 @@ def append_prepared(session: Session, batch: Batch, envelopes: list[dict[str, An
     lock_chain(session)
     if read_head(session) != batch.head:
         batch = prepare(session, envelopes, recorded_at)
-    if batch.entries:
-        session.execute(insert(AuditEntry.__table__), [_row(e) for e in batch.entries])
-    return batch.entries
+    return _insert(session, batch.entries)
 
 
-def _row(entry: AuditEntry) -> dict[str, Any]:
-    return {c: getattr(entry, c) for c in _COLUMNS}
+def _insert(session: Session, entries: list[AuditEntry]) -> list[AuditEntry]:
+    """One INSERT for the rows (the entries themselves stay out of the session)."""
+    if entries:
+        session.execute(insert(AuditEntry.__table__), [{c: getattr(e, c) for c in _COLUMNS} for e in entries])
+    return entries
 
 
 _COLUMNS = tuple(c.key for c in AuditEntry.__table__.columns)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from services.core.audit import chain
-from services.core.db import read_only
 from services.core.audit.checkpoints import CheckpointPolicy, maybe_checkpoint
 from services.core.audit.signing import CheckpointSigner, CheckpointVerifier, signer_from_settings
+from services.core.db import read_only
 from services.core.models import AuditEntry
 
 if TYPE_CHECKING:

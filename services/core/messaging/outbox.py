@@ -13,14 +13,14 @@ import atexit
 import logging
 import queue
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.core.batching import take_batch
 from services.core.clock import Clock
 from services.core.messaging.publisher import PublishError, Publisher
 from services.core.messaging.routes import commands
@@ -66,35 +66,6 @@ def mark_published(sessions: sessionmaker[Session], clock: Clock, seqs: Sequence
         session.execute(
             update(OutboxEvent).where(OutboxEvent.seq.in_(seqs)).values(published_at=clock.now())
         )
-
-
-T = TypeVar("T")
-
-
-def take_batch(
-    q: queue.Queue[T | None], max_batch: int, linger: float, urgent: Callable[[T], bool] | None = None
-) -> tuple[list[T], bool]:
-    """Block for one item, then take what arrives within ``linger`` s (at most ``max_batch``).
-
-    An ``urgent`` item ends the lingering: the batch then takes only what is queued already.
-    Returns the batch and whether the stop sentinel (None) was seen.
-    """
-    first = q.get()
-    if first is None:
-        return [], True
-    batch: list[T] = [first]
-    hurry = urgent is not None and urgent(first)
-    deadline = time.monotonic() + linger
-    while len(batch) < max_batch:
-        try:
-            item = q.get_nowait() if hurry else q.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return batch, False
-        if item is None:
-            return batch, True
-        batch.append(item)
-        hurry = hurry or (urgent is not None and urgent(item))
-    return batch, False
 
 
 class PublishedMarker:

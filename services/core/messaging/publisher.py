@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 
-from services.core.messaging.routes import AUDIT_APPEND_MANY, AUDIT_BATCH_MAX, commands, destinations
+from services.core.messaging.routes import AUDIT_APPEND_MANY, AUDIT_BATCH_MAX, commands
 
 
 class PublishError(RuntimeError):
@@ -16,8 +16,6 @@ class PublishError(RuntimeError):
 
 
 class Publisher(Protocol):
-    def publish(self, envelope: dict[str, Any]) -> None: ...
-
     def publish_many(self, envelopes: Sequence[dict[str, Any]]) -> None:
         """All of ``envelopes``, in order, to every consumer; raises if any is refused."""
         ...
@@ -28,13 +26,6 @@ class CeleryPublisher:
 
     def __init__(self, app: Celery) -> None:
         self._app = app
-
-    def publish(self, envelope: dict[str, Any]) -> None:
-        try:
-            for route in destinations(envelope["type"]):
-                self._send(route, [envelope], f"{envelope['event_id']}:{route.task}", f"<{envelope['type']}>")
-        except Exception as exc:  # kombu raises transport-specific errors
-            raise PublishError(f"broker refused {envelope['type']}: {type(exc).__name__}") from exc
 
     def publish_many(self, envelopes: Sequence[dict[str, Any]]) -> None:
         """Commands first (an SMS or a push waits on them), one message per event; then the
@@ -67,15 +58,11 @@ class RecordingPublisher:
         self.down = False
         self._lock = threading.Lock()
 
-    def publish(self, envelope: dict[str, Any]) -> None:
+    def publish_many(self, envelopes: Sequence[dict[str, Any]]) -> None:
         if self.down:
             raise PublishError("broker down (test)")
         with self._lock:
-            self.published.append(envelope)
-
-    def publish_many(self, envelopes: Sequence[dict[str, Any]]) -> None:
-        for envelope in envelopes:
-            self.publish(envelope)
+            self.published.extend(envelopes)
 
     def types(self) -> list[str]:
         return [e["type"] for e in self.published]

@@ -22,7 +22,8 @@ class Route:
 AUDIT_APPEND = Route("twofa.audit.append", QUEUE_AUDIT)
 # Several events in one message, in outbox order: what publishers send to the audit log.
 # One broker message per event cost the API ~1 ms of CPU each (issue 7); the consumer
-# appends a batch in one transaction. ``twofa.audit.append`` stays for single events.
+# appends a batch in one transaction. ``twofa.audit.append`` (one event per message) is
+# still consumed, for messages published before batches.
 AUDIT_APPEND_MANY = Route("twofa.audit.append_many", QUEUE_AUDIT)
 AUDIT_BATCH_MAX = 200
 SMS_SEND = Route("twofa.sms.send", QUEUE_SMS)
@@ -34,10 +35,6 @@ EVENT_ROUTES: dict[str, tuple[Route, ...]] = {
     "sms.requested": (SMS_SEND,),
     "push.requested": (PUSH_SEND,),
 }
-
-
-def destinations(event_type: str) -> tuple[Route, ...]:
-    return (AUDIT_APPEND, *EVENT_ROUTES.get(event_type, ()))
 
 
 def commands(event_type: str) -> tuple[Route, ...]:

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from services.core.clock import FrozenClock
-from services.core.tokens.factors import factor_types
 from tests.portal_support import PASSWORD, RECOVERY_RE, next_code, oathtool
 
 pytestmark = pytest.mark.e2e
@@ -143,7 +142,6 @@ def _key(portal: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
 
 
-@pytest.mark.skipif("push" not in factor_types(), reason="PUSH tokens have not landed on main yet")
 @pytest.mark.skipif(shutil.which("zbarimg") is None, reason="zbarimg reads the QR code")
 def test_push_enrollment_and_login_approved_in_the_app(page, servers, shot, clock: FrozenClock, tmp_path):
     from tests.fakes.pi_app import PiAuthenticatorApp

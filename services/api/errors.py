@@ -27,9 +27,14 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+# Domain error details a caller may act on; anything else a DomainError carries stays inside.
+PUBLIC_DETAILS = ("attempts_left",)
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None,
+                   **details: Any) -> JSONResponse:
     return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        {"error": {"code": code, "message": message, **details}}, status_code=status, headers=headers
     )
 
 
@@ -37,7 +42,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
-        return error_response(exc.status, exc.code, exc.message, headers)
+        details = {k: exc.extra[k] for k in PUBLIC_DETAILS if k in exc.extra}
+        return error_response(exc.status, exc.code, exc.message, headers, **details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -62,6 +68,8 @@ def install(app: FastAPI) -> None:
 class ErrorBody(BaseModel):
     code: str
     message: str
+    # A wrong code for a login challenge: how many more codes the challenge accepts.
+    attempts_left: int | None = None
 
 
 class ErrorOut(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from services.core.clock import as_utc
 from services.core.db import read_only
-from services.core.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
+from services.core.errors import Conflict, Forbidden, Gone, InvalidCode, NotFound, Unprocessable
 from services.core.models import Challenge, ChallengeState, Token, TokenState
 from services.core.tokens.factors import factor_for
 from services.core import totp_login
@@ -140,10 +140,14 @@ def _verify_with_orm(
     token = uow.session.get(Token, challenge.token_id)
     if token is None or token.state != TokenState.ACTIVE:
         raise Conflict("the selected factor is no longer usable", code="factor_unusable")
-    check_token_code(
-        ctx, uow, token, code, purpose="login",
-        on_failure=lambda: _count_failed_attempt(ctx, uow, challenge, token),
-    )
+    left: list[int] = []
+    try:
+        check_token_code(
+            ctx, uow, token, code, purpose="login",
+            on_failure=lambda: left.append(_count_failed_attempt(ctx, uow, challenge, token)),
+        )
+    except InvalidCode as exc:
+        raise InvalidCode(exc.message, attempts_left=left[0]) from None
     challenge.state = ChallengeState.VERIFIED
     challenge.completed_at = ctx.clock.now()
     uow.emit(
@@ -155,8 +159,8 @@ def _verify_with_orm(
     return challenge
 
 
-def _count_failed_attempt(ctx: Context, uow: UnitOfWork, challenge: Challenge, token: Token) -> None:
-    """Runs inside the failed check's transaction, which commits it."""
+def _count_failed_attempt(ctx: Context, uow: UnitOfWork, challenge: Challenge, token: Token) -> int:
+    """Runs inside the failed check's transaction, which commits it; returns the attempts left."""
     challenge.attempts += 1
     left = max(0, challenge.max_attempts - challenge.attempts)
     if left == 0:
@@ -174,6 +178,7 @@ def _count_failed_attempt(ctx: Context, uow: UnitOfWork, challenge: Challenge, t
         ),
         user_id=challenge.user_id,
     )
+    return left
 
 
 def expire_due(ctx: Context, uow: UnitOfWork, limit: int = 500) -> int:

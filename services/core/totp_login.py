@@ -212,9 +212,9 @@ def check_code(ctx: Context, uow: UnitOfWork, row: Row[Any], code: str, *, selec
     conn = _conn(uow)
     if step is not None and _take_step(ctx, conn, row, step, now):
         return _verified(ctx, uow, conn, row, now, selecting=selecting)
-    _failed(ctx, uow, conn, row, now, selecting=selecting)
+    left = _failed(ctx, uow, conn, row, now, selecting=selecting)
     uow.commit()
-    raise InvalidCode("the code is not valid")
+    raise InvalidCode("the code is not valid", attempts_left=left)
 
 
 def _match(ctx: Context, row: Row[Any], code: str, now: datetime) -> int | None:
@@ -255,7 +255,8 @@ def _verified(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], no
 
 
 def _failed(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], now: datetime,
-            *, selecting: bool) -> None:
+            *, selecting: bool) -> int:
+    """Count the wrong code everywhere it counts; returns the challenge's attempts left."""
     policy = policy_from(ctx)
     failures = conn.execute(_COUNT_TOKEN_FAILURE, {"b_token": row.t_id}).scalar()
     if failures is None:  # deleted since it was read
@@ -285,6 +286,7 @@ def _failed(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], now:
     uow.emit(ChallengeFailed(challenge_id=row.id, area=row.area, token_id=row.t_id, token_type=row.t_type,
                              reason="exhausted" if left == 0 else "invalid_code", attempts_left=left),
              user_id=row.user_id)
+    return left
 
 
 def _count_user_failure(ctx: Context, conn: Connection, row: Row[Any], now: datetime) -> None:

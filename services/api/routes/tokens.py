@@ -50,6 +50,9 @@ def confirm(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, uow: U
 
 @router.delete("/{token_id}", status_code=200, response_model=TokenOut)
 def delete(user_id: UserId, token_id: uuid.UUID, body: DeleteIn, ctx: Ctx, uow: Uow) -> TokenOut:
+    """Needs ``code`` from any of the user's active code tokens (``verify_token_id`` names
+    one); an enrollment not finished yet is cancelled without one. Answers the token as it
+    was, with ``state: "deleted"``."""
     token = service.delete_token(ctx, uow, user_id, token_id, body.code or "", body.verify_token_id)
     uow.commit()
-    return TokenOut.of(token)
+    return TokenOut.of(token).model_copy(update={"state": "deleted", "locked": False})

@@ -2,7 +2,10 @@
 
 Counted from ``sms_codes`` (one row per code sent), so a throttled request, which writes
 nothing, changes nothing. Defaults: 1 per 30 s and 5 per hour for each number and each
-user, 10 per user per day (toll-fraud protection); all come from Settings.
+user, 10 per user per day (toll-fraud protection); all come from Settings. The 30 s
+interval stops re-sends of a code still outstanding (not used yet): right after a code was
+used, e.g. the enrollment code, the first login code goes out at once; the hourly and daily
+caps count every code.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ DAY = 86400
 HOUR = 3600
 
 
-def _window(uow: UnitOfWork, column: object, value: str, since: datetime) -> tuple[int, datetime | None]:
-    count, oldest = uow.session.execute(
-        select(func.count(), func.min(SmsCode.created_at)).where(
-            column == value, SmsCode.created_at > since  # type: ignore[operator]
-        )
-    ).one()
+def _window(uow: UnitOfWork, column: object, value: str, since: datetime,
+            *, outstanding_only: bool = False) -> tuple[int, datetime | None]:
+    query = select(func.count(), func.min(SmsCode.created_at)).where(
+        column == value, SmsCode.created_at > since  # type: ignore[operator]
+    )
+    if outstanding_only:
+        query = query.where(SmsCode.used_at.is_(None))
+    count, oldest = uow.session.execute(query).one()
     return int(count), (as_utc(oldest) if oldest is not None else None)
 
 
@@ -48,7 +53,9 @@ def ensure_send_allowed(ctx: Context, uow: UnitOfWork, user_id: str, phone_hash:
                         code="sms_quota_exceeded")
     for column, value in ((SmsCode.phone_hash, phone_hash), (SmsCode.user_id, user_id)):
         if s.sms_resend_interval_seconds:
-            recent, first = _window(uow, column, value, now - timedelta(seconds=s.sms_resend_interval_seconds))
+            # A code already used is answered: the next one is a new code, not a re-send.
+            recent, first = _window(uow, column, value, now - timedelta(seconds=s.sms_resend_interval_seconds),
+                                    outstanding_only=True)
             if recent:
                 raise Throttled("an SMS was sent moments ago; wait before asking again",
                                 retry_after=_retry_after(first, s.sms_resend_interval_seconds, now),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.core.errors import Forbidden, NotFound
 from services.core.models import Token, TokenState
-from services.core.tokens.verification import check_token_code
+from services.core.tokens.verification import check_any_token_code
 
 if TYPE_CHECKING:
     from services.core.context import Context
@@ -53,9 +53,11 @@ def require_step_up(
 ) -> Token | None:
     """A fresh valid code from one of the user's active tokens, if the user has any.
 
-    Returns the token that verified, or None when the user has no token at all
-    (nothing to protect yet). Locked tokens do not count as "no token": with only
-    locked tokens every step-up is refused (403 ``factors_locked``).
+    ``verify_with`` names the token the code is from; without it the code may come from
+    any of the user's code-producing tokens (``default`` is tried first, then TOTP, then
+    SMS, oldest first). Returns the token that verified, or None when the user has no
+    token at all (nothing to protect yet). Locked tokens do not count as "no token":
+    with only locked tokens every step-up is refused (403 ``factors_locked``).
     """
     actives = list(
         uow.session.scalars(
@@ -73,9 +75,9 @@ def require_step_up(
         return None
     if not code:
         raise Forbidden("a valid code from one of your tokens is required", code="step_up_required")
-    verifier = _pick_verifier(actives, verify_with, default)
-    check_token_code(ctx, uow, verifier, code, purpose=purpose)
-    return verifier
+    return check_any_token_code(
+        ctx, uow, _verifiers(actives, verify_with, default), code, purpose=purpose
+    )
 
 
 def _has_locked(uow: UnitOfWork, user_id: str) -> bool:
@@ -85,18 +87,18 @@ def _has_locked(uow: UnitOfWork, user_id: str) -> bool:
     return found is not None
 
 
-def _pick_verifier(actives: list[Token], verify_with: uuid.UUID | None, default: Token | None) -> Token:
+def _verifiers(actives: list[Token], verify_with: uuid.UUID | None, default: Token | None) -> list[Token]:
     if verify_with is not None:
         for token in actives:
             if token.id == verify_with:
                 if token.type not in CODE_TYPES:
                     raise Forbidden("that token does not produce codes", code="step_up_required")
-                return token
+                return [token]
         raise NotFound("no such active token for this user", code="token_not_found")
-    if default is not None and default in actives and default.type in CODE_TYPES:
-        return default
-    for kind in CODE_TYPES:
-        for token in actives:
-            if token.type == kind:
-                return token
-    raise Forbidden("none of your tokens produces codes", code="step_up_required")
+    ordered = [t for kind in CODE_TYPES for t in actives if t.type == kind]
+    if default is not None and default in ordered:
+        ordered.remove(default)
+        ordered.insert(0, default)
+    if not ordered:
+        raise Forbidden("none of your tokens produces codes", code="step_up_required")
+    return ordered

@@ -161,11 +161,11 @@ def delete_token(
 ) -> Token:
     """Delete a token; needs a valid code from one of the user's active tokens.
 
-    An enrollment that never finished can be dropped without a code when the user
-    has no active token at all (nothing is protected yet).
+    An enrollment that never finished is not a factor yet: cancelling it needs no code.
     """
     token = get_token(uow, user_id, token_id)
-    lifecycle.require_step_up(ctx, uow, user_id, code, verify_with, purpose="delete", default=token)
+    if token.state not in TokenState.ENROLLING:
+        lifecycle.require_step_up(ctx, uow, user_id, code, verify_with, purpose="delete", default=token)
     uow.session.delete(token)
     uow.emit(
         TokenDeleted(token_id=token.id, token_type=token.type, reason="user"), user_id=user_id

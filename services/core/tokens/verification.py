@@ -13,7 +13,7 @@ gains nothing, and a stranger can delay the user but never lock them out for goo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from datetime import datetime, timedelta
@@ -88,18 +88,41 @@ def check_token_code(
     guessing gains nothing. ``on_failure`` adds the caller's own record of the failure
     (a challenge's attempt count) to the same commit: one write per wrong code.
     """
-    ensure_user_not_throttled(ctx, uow, token.user_id)
-    ensure_not_throttled(ctx, token)
-    code = code.strip().replace(" ", "")
-    ok = len(code) <= MAX_CODE_LENGTH and factor_for(token.type).check_code(ctx, uow, token, code)
+    check_any_token_code(ctx, uow, [token], code, purpose=purpose, on_failure=on_failure)
+
+
+def check_any_token_code(
+    ctx: Context,
+    uow: UnitOfWork,
+    tokens: Sequence[Token],
+    code: str,
+    *,
+    purpose: str,
+    on_failure: Callable[[], None] | None = None,
+) -> Token:
+    """Accept ``code`` from whichever of ``tokens`` (one user's) it is valid for, or raise.
+
+    A person types "a code from one of my tokens" without saying which; the tokens are
+    tried in the given order, except those in a back-off. A wrong code is one failure:
+    it counts against the first token tried and once against the user.
+    """
+    if not tokens:
+        raise ValueError("no token to check the code against")
+    ensure_user_not_throttled(ctx, uow, tokens[0].user_id)
     now = ctx.clock.now()
-    if ok:
-        token.failures = 0
-        token.backoff_until = None
-        token.last_used_at = now
-        _reset_user_failures(uow, token.user_id)
-        return
-    record_failure(ctx, uow, token, purpose=purpose)
+    open_ = [t for t in tokens if not wait_seconds(t.backoff_until, now)]
+    if not open_:
+        ensure_not_throttled(ctx, tokens[0])  # raises: every one of them waits
+    code = code.strip().replace(" ", "")
+    if len(code) <= MAX_CODE_LENGTH:
+        for token in open_:
+            if factor_for(token.type).check_code(ctx, uow, token, code):
+                token.failures = 0
+                token.backoff_until = None
+                token.last_used_at = now
+                _reset_user_failures(uow, token.user_id)
+                return token
+    record_failure(ctx, uow, open_[0], purpose=purpose)
     if on_failure is not None:
         on_failure()
     uow.commit()

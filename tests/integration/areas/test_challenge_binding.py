@@ -134,3 +134,16 @@ def test_locking_every_token_does_not_switch_2fa_off(api, ctx, enroll_headers, c
     assert r.status_code == 403 and r.json()["error"]["code"] == "factors_locked"
     r = api.request("DELETE", f"/v1/users/alice/tokens/{token_id}", json={}, headers=enroll_headers)
     assert r.status_code == 403 and r.json()["error"]["code"] == "factors_locked"
+
+
+def test_a_wrong_code_answer_says_how_many_attempts_are_left(api, enroll_headers, challenge_headers, clock):
+    """docs/login-flow.md: ``verify`` → 422 with ``attempts_left``."""
+    token_id, secret, _ = enroll_active(api, enroll_headers, clock)
+    clock.advance(30)
+    cid = open_challenge(api, challenge_headers, token_id=token_id)["challenge_id"]
+    lefts = []
+    for _ in range(3):
+        r = api.post(f"/v1/challenges/{cid}/verify", json={"code": wrong(secret, clock)}, headers=challenge_headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_code"
+        lefts.append(r.json()["error"]["attempts_left"])
+    assert lefts == [2, 1, 0]

@@ -72,3 +72,54 @@ def test_overview_shows_type_description_state_created_and_last_login(
     [row] = api.get("/v1/users/alice/tokens", headers=enroll_headers).json()["tokens"]
     assert row["last_used_at"].replace("Z", "+00:00") == clock.now().isoformat()
     assert row["created_at"].replace("Z", "+00:00") < created.isoformat()
+
+
+def _sms_token(api, headers, publisher, ctx) -> str:
+    """An active SMS token; its code is read from the sealed ``sms.requested`` command."""
+    r = api.post("/v1/users/alice/tokens", json={"type": "sms", "description": "mobile",
+                                                 "phone": "+49 151 12345678"}, headers=headers)
+    assert r.status_code == 201, r.text
+    token_id = r.json()["token"]["id"]
+    sealed = events(publisher, "sms.requested")[-1]["data"]["code"]
+    r = api.post(f"/v1/users/alice/tokens/{token_id}/activate",
+                 json={"code": ctx.keyring.decrypt(sealed)}, headers=headers)
+    assert r.json()["token"]["state"] == "active", r.text
+    return token_id
+
+
+def test_a_code_from_any_active_token_deletes_without_naming_it(api, enroll_headers, clock, publisher, ctx):
+    """The README's words: "a valid code from one of the user's active tokens"."""
+    totp_id, secret, _ = enroll_active(api, enroll_headers, clock, description="Pixel 8")
+    sms_id = _sms_token(api, enroll_headers, publisher, ctx)
+    clock.advance(30)
+    r = api.request("DELETE", f"/v1/users/alice/tokens/{sms_id}", json={"code": code(secret, clock)},
+                    headers=enroll_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == sms_id and r.json()["state"] == "deleted"
+    assert [t["id"] for t in api.get("/v1/users/alice/tokens", headers=enroll_headers).json()["tokens"]] == [totp_id]
+
+
+def test_a_wrong_code_for_any_token_is_refused_and_counted_once(api, enroll_headers, clock, publisher):
+    first, first_secret, _ = enroll_active(api, enroll_headers, clock, description="Pixel 8")
+    clock.advance(30)
+    second, _, _ = enroll_active(api, enroll_headers, clock, description="iPad")
+    clock.advance(30)
+    r = api.request("DELETE", f"/v1/users/alice/tokens/{second}", json={"code": wrong(first_secret, clock)},
+                    headers=enroll_headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_code"
+    failed = events(publisher, "token.verification_failed")
+    assert [(e["data"]["token_id"], e["data"]["purpose"]) for e in failed] == [(second, "delete")]
+    assert len(api.get("/v1/users/alice/tokens", headers=enroll_headers).json()["tokens"]) == 2
+
+
+def test_an_enrollment_in_progress_is_cancelled_without_a_code(api, enroll_headers, clock, publisher):
+    active, _, _ = enroll_active(api, enroll_headers, clock)
+    r = api.post("/v1/users/alice/tokens", json={"type": "totp", "description": "new phone"}, headers=enroll_headers)
+    pending = r.json()["token"]["id"]
+    r = api.request("DELETE", f"/v1/users/alice/tokens/{pending}", json={}, headers=enroll_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "deleted"
+    assert [t["id"] for t in api.get("/v1/users/alice/tokens", headers=enroll_headers).json()["tokens"]] == [active]
+    # an active token still needs the code
+    r = api.request("DELETE", f"/v1/users/alice/tokens/{active}", json={}, headers=enroll_headers)
+    assert r.status_code == 403

@@ -221,3 +221,60 @@ def test_code_expires(api, enroll_headers, fake_twilio, run_sms, clock, settings
     r = api.post(f"/v1/users/alice/tokens/{token_id}/activate", json={"code": last_code(fake_twilio)},
                  headers=enroll_headers)
     assert r.status_code == 422
+
+
+def test_a_login_right_after_enrollment_gets_a_new_code_at_once(api, enroll_headers, challenge_headers,
+                                                                 fake_twilio, run_sms, ctx, publisher):
+    """The resend interval guards a code still outstanding; the enrollment code was used."""
+    token_id = enroll(api, enroll_headers).json()["token"]["id"]
+    run_sms()
+    r = api.post(f"/v1/users/alice/tokens/{token_id}/activate", json={"code": last_code(fake_twilio)},
+                 headers=enroll_headers)
+    assert r.status_code == 200 and r.json()["token"]["state"] == "active"
+    protect(ctx, "alice")
+    c = api.post("/v1/challenges", json={"user_id": "alice", "area": "sso"}, headers=challenge_headers).json()
+    r = api.post(f"/v1/challenges/{c['challenge_id']}/select", json={"token_id": token_id},
+                 headers=challenge_headers)
+    assert r.status_code == 200, r.text
+    assert len(events(publisher, "sms.requested")) == 2
+    # that login code is outstanding now: asking again at once is a re-send, and throttled
+    r = api.post(f"/v1/challenges/{c['challenge_id']}/sms/resend", headers=challenge_headers)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "sms_throttled"
+
+
+def test_codes_that_were_used_still_count_towards_the_hourly_cap(api, enroll_headers, challenge_headers,
+                                                                  fake_twilio, run_sms, ctx, settings, clock):
+    token_id = enroll(api, enroll_headers).json()["token"]["id"]
+    run_sms()
+    assert api.post(f"/v1/users/alice/tokens/{token_id}/activate", json={"code": last_code(fake_twilio)},
+                    headers=enroll_headers).status_code == 200
+    protect(ctx, "alice")
+    for _ in range(settings.sms_max_per_hour - 1):  # each login code used at once
+        clock.advance(1)  # codes of one instant would tie for "the newest"
+        c = api.post("/v1/challenges", json={"user_id": "alice", "area": "sso"}, headers=challenge_headers).json()
+        assert api.post(f"/v1/challenges/{c['challenge_id']}/select", json={"token_id": token_id},
+                        headers=challenge_headers).status_code == 200
+        run_sms()
+        r = api.post(f"/v1/challenges/{c['challenge_id']}/verify", json={"code": last_code(fake_twilio)},
+                     headers=challenge_headers)
+        assert r.status_code == 200 and r.json()["status"] == "verified", r.text
+    clock.advance(1)
+    c = api.post("/v1/challenges", json={"user_id": "alice", "area": "sso"}, headers=challenge_headers).json()
+    r = api.post(f"/v1/challenges/{c['challenge_id']}/select", json={"token_id": token_id},
+                 headers=challenge_headers)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 3000
+
+
+def test_a_wrong_sms_code_answer_says_how_many_attempts_are_left(api, enroll_headers, challenge_headers,
+                                                                 fake_twilio, run_sms, ctx):
+    token_id = enroll(api, enroll_headers).json()["token"]["id"]
+    run_sms()
+    api.post(f"/v1/users/alice/tokens/{token_id}/activate", json={"code": last_code(fake_twilio)},
+             headers=enroll_headers)
+    protect(ctx, "alice")
+    c = api.post("/v1/challenges", json={"user_id": "alice", "area": "sso"}, headers=challenge_headers).json()
+    api.post(f"/v1/challenges/{c['challenge_id']}/select", json={"token_id": token_id}, headers=challenge_headers)
+    run_sms()
+    wrong = "000000" if last_code(fake_twilio) != "000000" else "111111"
+    r = api.post(f"/v1/challenges/{c['challenge_id']}/verify", json={"code": wrong}, headers=challenge_headers)
+    assert r.status_code == 422 and r.json()["error"]["attempts_left"] == 2

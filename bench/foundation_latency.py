@@ -23,11 +23,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from services.core import apikeys
-from services.core.clock import as_utc
-from services.core.db import Base, make_engine, make_session_factory
+from services.core.plumbing.clock import as_utc
+from services.core.plumbing.db import Base, make_engine, make_session_factory
 from services.core.models import AuditEntry, OutboxEvent
-from services.core.settings import Settings
-from services.core.tokens import totp
+from services.core.plumbing.settings import Settings
+from services.core.factors.totp import otp
 from tests.e2e.stack import Stack, start_embedded
 
 
@@ -57,7 +57,7 @@ def main() -> None:
 
         redis.Redis.from_url(args.broker).flushdb()
     stack = Stack(settings, broker.url if broker else args.broker).start(queues=("audit",))
-    params = totp.TotpParams()
+    params = otp.TotpParams()
     latencies: list[float] = []
     try:
         with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
@@ -68,9 +68,9 @@ def main() -> None:
                 secret = parse_qs(urlsplit(r.json()["details"]["provisioning_uri"]).query)["secret"][0]
                 base = f"/v1/users/bench{i}/tokens/{token}"
                 http.post(f"{base}/scanned")
-                step = totp.time_step(time.time(), 30)
-                http.post(f"{base}/activate", json={"code": totp.code_at_step(secret, step - 1, params)})
-                r = http.post(f"{base}/confirm", json={"code": totp.code_at_step(secret, step, params)})
+                step = otp.time_step(time.time(), 30)
+                http.post(f"{base}/activate", json={"code": otp.code_at_step(secret, step - 1, params)})
+                r = http.post(f"{base}/confirm", json={"code": otp.code_at_step(secret, step, params)})
                 latencies.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200, r.text
                 time.sleep(args.pace_ms / 1000)

@@ -34,9 +34,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from services.api.app import create_app  # noqa: E402
 from services.core import apikeys  # noqa: E402
 from services.core.bootstrap import build_context  # noqa: E402
-from services.core.db import Base, make_engine  # noqa: E402
+from services.core.plumbing.db import Base, make_engine  # noqa: E402
 from services.core.models import AreaProtection  # noqa: E402
-from services.core.settings import Settings  # noqa: E402
+from services.core.plumbing.settings import Settings  # noqa: E402
 from tests.fakes.fake_fcm import FakeFCM  # noqa: E402
 from tests.fakes.pi_app import PiAuthenticatorApp  # noqa: E402
 

@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.core.bootstrap import build_context  # noqa: E402
-from services.core.db import Base, make_engine  # noqa: E402
-from services.core.settings import Settings  # noqa: E402
-from services.core.sms import codes  # noqa: E402
+from services.core.plumbing.db import Base, make_engine  # noqa: E402
+from services.core.plumbing.settings import Settings  # noqa: E402
+from services.core.factors.sms import codes  # noqa: E402
 from services.core.tokens import service  # noqa: E402
-from services.core.tokens.factors import EnrollRequest  # noqa: E402
+from services.core.factors.base import EnrollRequest  # noqa: E402
 from tests.fakes.fake_twilio import FakeTwilio  # noqa: E402
 
 

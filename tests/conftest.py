@@ -17,11 +17,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from services.core.bootstrap import build_context
-from services.core.clock import FrozenClock
-from services.core.context import Context
-from services.core.db import Base, make_engine
-from services.core.messaging.publisher import RecordingPublisher
-from services.core.settings import Settings
+from services.core.plumbing.clock import FrozenClock
+from services.core.plumbing.context import Context
+from services.core.plumbing.db import Base, make_engine
+from services.core.plumbing.messaging.publisher import RecordingPublisher
+from services.core.plumbing.settings import Settings
 
 for _var in ("TWILIO_EDGE", "TWILIO_REGION"):  # the twilio client rewrites hosts from these
     os.environ.pop(_var, None)
@@ -37,7 +37,7 @@ def _prepare_external(url: str) -> None:
         Base.metadata.drop_all(engine)
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        from services.core.migrate import upgrade
+        from services.core.plumbing.migrate import upgrade
 
         upgrade(url, engine)
         _schema_ready.add(url)

@@ -7,7 +7,7 @@ import re
 import subprocess
 from urllib.parse import parse_qs, urlsplit
 
-from services.core.clock import FrozenClock
+from services.core.plumbing.clock import FrozenClock
 
 PASSWORD = "correct horse battery"
 RECOVERY_RE = re.compile(r"\b[0-9A-F]{4}(?:-[0-9A-F]{4}){7}\b")

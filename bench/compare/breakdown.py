@@ -31,11 +31,11 @@ from bench.compare.procs import Procs
 from bench.compare.twofa import TwofaStack
 from services.api.app import create_app
 from services.cli.embedded_broker import EmbeddedBroker
-from services.core import challenges
+from services.core.challenges import service as challenges
 from services.core.bootstrap import build_context
-from services.core.context import Context
-from services.core.messaging.publisher import CeleryPublisher, RecordingPublisher
-from services.core.settings import Settings
+from services.core.plumbing.context import Context
+from services.core.plumbing.messaging.publisher import CeleryPublisher, RecordingPublisher
+from services.core.plumbing.settings import Settings
 
 
 def _code(row: dict[str, str], valid: bool) -> str:
@@ -132,7 +132,7 @@ def measure(logins: int) -> dict[str, float]:
 
         out["asgi"] = asyncio.run(through(recording, rows[100 + logins:150 + 2 * logins]))
         out["asgi_broker"] = asyncio.run(through(real, rows[150 + 2 * logins:200 + 3 * logins]))
-        publisher = real.extras["publisher"]
+        publisher = real.publisher
         assert isinstance(publisher, CeleryPublisher)
         events = [{"event_id": str(uuid.uuid4()), "type": t, "data": {}}
                   for t in ("challenge.created", "challenge.factor_selected", "challenge.verified")]

@@ -30,9 +30,9 @@ from sqlalchemy import insert, text
 from bench.compare.procs import Procs, free_port, wait_http
 from services.cli.embedded_broker import EmbeddedBroker
 from services.core import apikeys
-from services.core.crypto import Keyring
-from services.core.db import make_engine, make_session_factory
-from services.core.migrate import upgrade
+from services.core.plumbing.crypto import Keyring
+from services.core.plumbing.db import make_engine, make_session_factory
+from services.core.plumbing.migrate import upgrade
 from services.core.models import AreaProtection, Token, TokenState
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from services.api.routes import areas, recovery  # issue 5
 from services.api.routes import callbacks, sms  # SMS (issue 3)
 from services.api.routes import ttype_push  # PUSH (issue 4)
 from services.core.bootstrap import build_context
-from services.core.context import Context
-from services.core.settings import Settings
+from services.core.plumbing.context import Context
+from services.core.plumbing.settings import Settings
 
 ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router)
 ROUTERS += (callbacks.router, sms.enroll_router, sms.challenge_router)  # SMS (issue 3)

@@ -1,6 +1,6 @@
 """The ASGI entry point for uvicorn: Settings from the environment, read once."""
 
 from services.api.app import create_app
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 
 app = create_app(Settings())

@@ -12,8 +12,8 @@ from fastapi.exceptions import HTTPException
 from pydantic import BaseModel
 
 from services.core import apikeys
-from services.core.context import Context
-from services.core.uow import UnitOfWork
+from services.core.plumbing.context import Context
+from services.core.plumbing.uow import UnitOfWork
 
 T = TypeVar("T")
 
@@ -72,9 +72,9 @@ def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
     ) -> apikeys.KeySnapshot:
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
-        cache = ctx.extras.get("api_key_cache")
-        if not isinstance(cache, apikeys.KeyCache):
-            cache = ctx.extras.setdefault("api_key_cache", apikeys.KeyCache(ctx.settings.api_key_cache_seconds))
+        cache = ctx.api_key_cache
+        if cache is None:
+            cache = ctx.api_key_cache = apikeys.KeyCache(ctx.settings.api_key_cache_seconds)
         # A cache hit is a dict lookup and a constant-time compare; a miss reads one row.
         key = cache.authenticate(ctx.sessions, authorization[7:].strip())
         if key is None:

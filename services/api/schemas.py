@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.core.clock import as_utc
+from services.core.plumbing.clock import as_utc
 from services.core.models import Token
 
 Code = Field(min_length=4, max_length=16, pattern=r"^[0-9 ]+$")

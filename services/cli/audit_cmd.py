@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 
 
 def register(sub: Any, settings: Callable[[], Settings]) -> None:
@@ -27,7 +27,7 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from services.core.db import make_engine, make_session_factory
+    from services.core.plumbing.db import make_engine, make_session_factory
 
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
@@ -61,7 +61,7 @@ def _checkpoint(sessions: Any, settings: Settings) -> int:
     from services.core.audit import chain
     from services.core.audit.checkpoints import CheckpointPolicy, maybe_checkpoint
     from services.core.audit.signing import signer_from_settings
-    from services.core.clock import SystemClock
+    from services.core.plumbing.clock import SystemClock
 
     signer = signer_from_settings(settings)
     with sessions.begin() as session:

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 
 
 def register(sub: Any, settings: Callable[[], Settings]) -> None:
@@ -27,9 +27,9 @@ def run(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
 
         print(generate_key_b64())
         return 0
-    from services.core.crypto import keyring_from_settings
-    from services.core.db import make_engine, make_session_factory
-    from services.core.keys_rotation import rotate_all
+    from services.core.plumbing.crypto import keyring_from_settings
+    from services.core.plumbing.db import make_engine, make_session_factory
+    from services.core.plumbing.key_rotation import rotate_all
 
     s = settings()
     engine = make_engine(s.resolved_database_url)

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 
 from services.cli.embedded_broker import EmbeddedBroker, _die_with_parent
-from services.core.messaging.routes import QUEUES
-from services.core.migrate import upgrade
-from services.core.settings import EMBEDDED_BROKER, Settings
+from services.core.plumbing.messaging.routes import QUEUES
+from services.core.plumbing.migrate import upgrade
+from services.core.plumbing.settings import EMBEDDED_BROKER, Settings
 
 # Queue → pool: I/O-bound senders get threads; the audit chain is appended by one thread.
 # SMS: 64 threads keep ~300 sends in flight per second at Twilio's ~100 ms (docs/sms.md).

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 
 
 def _settings() -> Settings:
@@ -83,7 +83,7 @@ def cmd_relay(_: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from services.core.migrate import upgrade
+    from services.core.plumbing.migrate import upgrade
 
     settings = _settings()
     upgrade(settings.resolved_database_url)
@@ -93,8 +93,8 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 def cmd_apikey(args: argparse.Namespace) -> int:
     from services.core import apikeys
-    from services.core.clock import SystemClock
-    from services.core.db import make_engine, make_session_factory
+    from services.core.plumbing.clock import SystemClock
+    from services.core.plumbing.db import make_engine, make_session_factory
 
     settings = _settings()
     sessions = make_session_factory(make_engine(settings.resolved_database_url))

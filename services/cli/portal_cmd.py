@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 
 PORTAL_SCOPES = ("enroll", "challenge")
 
@@ -66,8 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _dev_key(settings: Settings) -> str:
     """The portal's dev API key: reused while it is valid, else a new one."""
     from services.core import apikeys
-    from services.core.clock import SystemClock
-    from services.core.db import make_engine, make_session_factory
+    from services.core.plumbing.clock import SystemClock
+    from services.core.plumbing.db import make_engine, make_session_factory
 
     path: Path = settings.var_dir.resolve() / "portal" / "api-key"
     engine = make_engine(settings.resolved_database_url)

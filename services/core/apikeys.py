@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.core.crypto import constant_time_equal, sha256_hex
+from services.core.plumbing.crypto import constant_time_equal, sha256_hex
 from services.core.models import ApiKey
 
 SCOPES = ("challenge", "enroll", "audit:read", "admin")

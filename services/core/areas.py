@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from services.core.clock import as_utc
+from services.core.plumbing.clock import as_utc
 from services.core.errors import NotFound
 from services.core.models import AreaProtection, Token
 from services.core.tokens.lifecycle import on_first_activation, require_step_up
 from shared.events.area import AreaProtectionChanged
 
 if TYPE_CHECKING:
-    from services.core.context import Context
-    from services.core.uow import UnitOfWork
+    from services.core.plumbing.context import Context
+    from services.core.plumbing.uow import UnitOfWork
 
 DEFAULT_AREA = "sso"
 

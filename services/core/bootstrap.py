@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import logging
 
-from services.core.clock import Clock, SystemClock
-from services.core.context import Context
-from services.core.crypto import keyring_from_settings
-from services.core.db import make_engine, make_session_factory
-from services.core.messaging.celery_config import make_celery
-from services.core.messaging.outbox import (
+from services.core.plumbing.clock import Clock, SystemClock
+from services.core.plumbing.context import Context
+from services.core.plumbing.crypto import keyring_from_settings
+from services.core.plumbing.db import make_engine, make_session_factory
+from services.core.plumbing.messaging.celery_config import make_celery
+from services.core.plumbing.messaging.outbox import (
     BackgroundDispatcher,
     Dispatcher,
     InlineDispatcher,
     PublishedMarker,
 )
-from services.core.messaging.publisher import CeleryPublisher, Publisher
-from services.core.settings import Settings
+from services.core.plumbing.messaging.publisher import CeleryPublisher, Publisher
+from services.core.plumbing.settings import Settings
 
 # Token types register themselves on import.
-import services.core.tokens.totp_factor  # noqa: F401
-import services.core.tokens.sms_factor  # noqa: F401  (SMS, issue 3)
+import services.core.factors.totp.factor  # noqa: F401
+import services.core.factors.sms.factor  # noqa: F401  (SMS, issue 3)
 
 # First-activation hooks (sso protected by default, recovery token) register on import.
 import services.core.areas  # noqa: F401
 import services.core.recovery  # noqa: F401
-import services.core.tokens.push_factor  # noqa: F401
+import services.core.factors.push.factor  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,6 @@ def build_context(
         clock=clock,
         keyring=keyring_from_settings(settings),
         dispatcher=dispatcher,
+        publisher=publisher,
     )
-    ctx.extras["publisher"] = publisher
     return ctx

@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from services.core.crypto import constant_time_equal, sha256_hex
+from services.core.plumbing.crypto import constant_time_equal, sha256_hex
 from services.core.errors import Gone, InvalidCode, NotFound, Throttled
 from services.core.models import Token, UserProfile
 from services.core.tokens.lifecycle import on_first_activation
-from services.core.tokens.throttle import ThrottlePolicy, next_backoff, wait_seconds
+from services.core.lockout import ThrottlePolicy, next_backoff, wait_seconds
 from shared.events.recovery import RecoveryFailed, RecoveryIssued, RecoveryUsed
 from shared.events.token import TokenDeleted
 
 if TYPE_CHECKING:
-    from services.core.context import Context
-    from services.core.uow import UnitOfWork
+    from services.core.plumbing.context import Context
+    from services.core.plumbing.uow import UnitOfWork
 
 TOKEN_BYTES = 16  # 128 bits
 GROUP = 4

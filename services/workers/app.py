@@ -14,9 +14,9 @@ from typing import Any
 from celery import Celery
 
 from services.core.bootstrap import build_context
-from services.core.context import Context
-from services.core.messaging.celery_config import celery_config
-from services.core.settings import Settings
+from services.core.plumbing.context import Context
+from services.core.plumbing.messaging.celery_config import celery_config
+from services.core.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
 

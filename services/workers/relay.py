@@ -12,10 +12,10 @@ import threading
 import time
 
 from services.core.bootstrap import build_context
-from services.core.messaging.celery_config import make_celery
-from services.core.messaging.outbox import relay_once
-from services.core.messaging.routes import EXPIRY_SWEEP
-from services.core.settings import Settings
+from services.core.plumbing.messaging.celery_config import make_celery
+from services.core.plumbing.messaging.outbox import relay_once
+from services.core.plumbing.messaging.routes import EXPIRY_SWEEP
+from services.core.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ SWEEP_EVERY_SECONDS = 1.0
 
 def run(settings: Settings, stop: threading.Event) -> None:
     ctx = build_context(settings, background=False)
-    publisher = ctx.extras["publisher"]
+    publisher = ctx.publisher
     scheduler = make_celery(settings, "twofa-scheduler")
     next_sweep = 0.0
     log.info("relay started")

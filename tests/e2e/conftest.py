@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from services.core import apikeys
-from services.core.context import Context
-from services.core.settings import Settings
+from services.core.plumbing.context import Context
+from services.core.plumbing.settings import Settings
 from tests.e2e.stack import Stack, start_embedded, external_broker_url
 
 

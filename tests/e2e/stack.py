@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from services.cli.embedded_broker import EmbeddedBroker, _die_with_parent
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from services.core.context import Context
+from services.core.plumbing.context import Context
 from services.core.models import AuditEntry, OutboxEvent
 from tests.e2e.stack import Stack
 from tests.fakes.pi_app import PiAuthenticatorApp

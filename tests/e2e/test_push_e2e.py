@@ -21,9 +21,9 @@ from services.api.app import create_app
 from services.cli.embedded_broker import EmbeddedBroker
 from services.core import apikeys
 from services.core.bootstrap import build_context
-from services.core.db import Base, make_engine
+from services.core.plumbing.db import Base, make_engine
 from services.core.models import AreaProtection, Challenge, OutboxEvent
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 from tests.fakes.fake_fcm import FakeFCM
 from tests.fakes.pi_app import PiAuthenticatorApp
 

@@ -32,11 +32,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from services.core.bootstrap import build_context
-from services.core.db import Base, make_engine
+from services.core.plumbing.db import Base, make_engine
 from services.core.models import OutboxEvent, SmsDelivery
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 from services.core.tokens import service
-from services.core.tokens.factors import EnrollRequest
+from services.core.factors.base import EnrollRequest
 from tests.e2e.stack import start_embedded
 from tests.fakes.fake_twilio import Delay, FakeTwilio
 

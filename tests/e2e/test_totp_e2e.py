@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.cli.embedded_broker import EmbeddedBroker
-from services.core.context import Context
+from services.core.plumbing.context import Context
 from services.core.models import AuditEntry, OutboxEvent
 from tests.e2e.stack import Stack
 

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.core import apikeys
-from services.core.clock import FrozenClock
-from services.core.context import Context
+from services.core.plumbing.clock import FrozenClock
+from services.core.plumbing.context import Context
 
 OATHTOOL = shutil.which("oathtool")
 ZBARIMG = shutil.which("zbarimg")

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.core import apikeys
-from services.core.context import Context
+from services.core.plumbing.context import Context
 
 
 @pytest.fixture

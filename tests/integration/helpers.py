@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
 
-from services.core.clock import FrozenClock
-from services.core.tokens import totp
+from services.core.plumbing.clock import FrozenClock
+from services.core.factors.totp import otp
 
 
 def secret_of(uri: str) -> str:
@@ -15,8 +15,8 @@ def secret_of(uri: str) -> str:
 
 
 def totp_code(secret: str, clock: FrozenClock, offset_steps: int = 0) -> str:
-    step = totp.time_step(clock.now().timestamp(), 30) + offset_steps
-    return totp.code_at_step(secret, step, totp.TotpParams())
+    step = otp.time_step(clock.now().timestamp(), 30) + offset_steps
+    return otp.code_at_step(secret, step, otp.TotpParams())
 
 
 def active_totp(api: TestClient, headers: dict[str, str], clock: FrozenClock, user: str = "alice") -> tuple[str, str]:

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 
 from services.core.audit import chain, service
 from services.core.audit.verify import verify_chain
-from services.core.context import Context
-from services.core.db import read_only
-from services.core.batching import take_batch
-from services.core.messaging.publisher import CeleryPublisher
-from services.core.messaging.routes import AUDIT_APPEND_MANY, AUDIT_BATCH_MAX, SMS_SEND
+from services.core.plumbing.context import Context
+from services.core.plumbing.db import read_only
+from services.core.plumbing.batching import take_batch
+from services.core.plumbing.messaging.publisher import CeleryPublisher
+from services.core.plumbing.messaging.routes import AUDIT_APPEND_MANY, AUDIT_BATCH_MAX, SMS_SEND
 from services.core.models import AuditEntry
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from services.core.audit import chain
-from services.core.context import Context
-from services.core.messaging.outbox import relay_once
-from services.core.messaging.publisher import RecordingPublisher
+from services.core.plumbing.context import Context
+from services.core.plumbing.messaging.outbox import relay_once
+from services.core.plumbing.messaging.publisher import RecordingPublisher
 from services.core.models import AuditEntry, OutboxEvent
 
 

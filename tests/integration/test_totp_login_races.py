@@ -8,9 +8,9 @@ import uuid
 import pytest
 from sqlalchemy import delete, select, update
 
-from services.core import totp_login
-from services.core.context import Context
-from services.core.db import read_only
+from services.core.challenges import store
+from services.core.plumbing.context import Context
+from services.core.plumbing.db import read_only
 from services.core.errors import Conflict
 from services.core.models import Challenge, ChallengeState, OutboxEvent, Token
 from tests.integration.helpers import active_totp, totp_code
@@ -19,8 +19,8 @@ from tests.integration.test_verify_with_token import open_challenge
 
 def stale_row(ctx: Context, cid: str, token_id: str):
     with read_only(ctx.engine) as conn:
-        row = totp_login.load(conn, uuid.UUID(cid), uuid.UUID(token_id))
-    return totp_login.checked_row(ctx, row, uuid.UUID(token_id))
+        row = store.load(conn, uuid.UUID(cid), uuid.UUID(token_id))
+    return store.checked_row(ctx, row, uuid.UUID(token_id))
 
 
 def snapshot(ctx: Context, cid: str, token_id: str) -> tuple:
@@ -42,7 +42,7 @@ def test_a_challenge_closed_since_the_read_is_not_verified_or_counted(ctx, api, 
     before = snapshot(ctx, cid, token_id)
     code = totp_code(secret, clock) if code_ok else "000000"
     with ctx.uow() as uow, pytest.raises(Conflict) as err:
-        totp_login.check_code(ctx, uow, row, code, selecting=True)
+        store.check_code(ctx, uow, row, code, selecting=True)
     assert err.value.code == "challenge_closed"
     assert snapshot(ctx, cid, token_id) == before  # the step is not used up, no failure counted, no event
 
@@ -56,7 +56,7 @@ def test_a_factor_deleted_since_the_read_is_refused_and_nothing_is_counted(ctx, 
         s.execute(delete(Token).where(Token.id == uuid.UUID(token_id)))
     before = snapshot(ctx, cid, token_id)
     with ctx.uow() as uow, pytest.raises(Conflict) as err:
-        totp_login.check_code(ctx, uow, row, "000000", selecting=True)
+        store.check_code(ctx, uow, row, "000000", selecting=True)
     assert err.value.code == "factor_unusable"
     assert snapshot(ctx, cid, token_id) == before
 
@@ -70,7 +70,7 @@ def test_a_step_taken_since_the_read_is_a_replay(ctx, api, enroll_headers, chall
                  headers=challenge_headers)
     assert r.json()["status"] == "verified"
     with ctx.uow() as uow, pytest.raises(Exception) as err:
-        totp_login.check_code(ctx, uow, row, code, selecting=True)
+        store.check_code(ctx, uow, row, code, selecting=True)
     assert getattr(err.value, "code", None) == "invalid_code"
     with ctx.sessions() as s:
         assert s.get(Challenge, uuid.UUID(second)).attempts == 1  # counted as a wrong code

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from services.core.context import Context
+from services.core.plumbing.context import Context
 from services.core.errors import InvalidCode
 from services.core.models import OutboxEvent, Token
 from services.core.tokens.verification import check_token_code

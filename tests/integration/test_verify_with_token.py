@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
-from services.core.context import Context
+from services.core.plumbing.context import Context
 from services.core.models import AreaProtection, Challenge, OutboxEvent, Token
 from tests.integration.helpers import active_totp, totp_code
 

@@ -13,12 +13,12 @@ from services.api.challenge_waiters import waiters
 
 from services.api.deps import Correlation, Ctx, Uow, model_response, require, run_db
 from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
-from services.core import challenges
-from services.core.challenges import ChallengeView
-from services.core.clock import as_utc
-from services.core.context import Context
+from services.core.challenges import service as challenges
+from services.core.challenges.service import ChallengeView
+from services.core.plumbing.clock import as_utc
+from services.core.plumbing.context import Context
 from services.core.models import Challenge
-from services.core.push import login as push_login
+from services.core.factors.push import login as push_login
 
 MAX_WAIT_SECONDS = 30
 # Changes made by other processes (expiry worker, other API replicas) are seen this often.

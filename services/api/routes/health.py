@@ -26,9 +26,8 @@ def readyz(ctx: Ctx) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # report, do not crash
         checks["database"] = type(exc).__name__
-    probe = ctx.extras.get("broker_probe")
-    if callable(probe):
-        checks["broker"] = "ok" if probe() else "unreachable"
+    if ctx.broker_probe is not None:
+        checks["broker"] = "ok" if ctx.broker_probe() else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

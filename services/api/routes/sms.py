@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from services.api.deps import Ctx, Uow, UserId, require
-from services.core.sms import resend
+from services.core.factors.sms import resend
 
 
 class ResendOut(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from services.api.deps import Ctx, Uow, UserId, require
 from services.api.schemas import CodeIn, DeleteIn, EnrollIn, EnrollmentOut, TokenListOut, TokenOut
 from services.core.tokens import service
-from services.core.tokens.factors import EnrollRequest
+from services.core.factors.base import EnrollRequest
 
 router = APIRouter(prefix="/v1/users/{user_id}/tokens", tags=["tokens"], dependencies=[Depends(require("enroll"))])
 

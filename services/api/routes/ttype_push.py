@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 
 from services.api.challenge_waiters import waiters
 from services.api.deps import context_of
-from services.core.context import Context
-from services.core.push import crypto, endpoint
-from services.core.push.protocol import ProtocolError, envelope, error_envelope
+from services.core.plumbing.context import Context
+from services.core.factors.push import crypto, endpoint
+from services.core.factors.push.protocol import ProtocolError, envelope, error_envelope
 
 router = APIRouter(tags=["push app"])
 

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from services.core.clock import as_utc
+from services.core.plumbing.clock import as_utc
 from services.core.models import AuditEntry
 
 GENESIS = "0" * 64

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.audit.signing import CheckpointSigner
-from services.core.clock import as_utc
+from services.core.plumbing.clock import as_utc
 from services.core.models import AuditCheckpoint, AuditEntry
 
 

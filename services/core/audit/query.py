@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.core.clock import as_utc
+from services.core.plumbing.clock import as_utc
 from services.core.models import AuditEntry
 
 MAX_PAGE = 500

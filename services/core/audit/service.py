@@ -10,20 +10,18 @@ from sqlalchemy.orm import Session
 from services.core.audit import chain
 from services.core.audit.checkpoints import CheckpointPolicy, maybe_checkpoint
 from services.core.audit.signing import CheckpointSigner, CheckpointVerifier, signer_from_settings
-from services.core.db import read_only
+from services.core.plumbing.db import read_only
 from services.core.models import AuditEntry
 
 if TYPE_CHECKING:
-    from services.core.context import Context
+    from services.core.plumbing.context import Context
 
 
 def signer_for(ctx: Context) -> CheckpointSigner:
     """The process's checkpoint signer, loaded once (key parsing is not free)."""
-    signer = ctx.extras.get("audit_signer")
-    if not isinstance(signer, CheckpointSigner):
-        signer = signer_from_settings(ctx.settings)
-        ctx.extras["audit_signer"] = signer
-    return signer
+    if ctx.audit_signer is None:
+        ctx.audit_signer = signer_from_settings(ctx.settings)
+    return ctx.audit_signer
 
 
 def verifier_for(ctx: Context) -> CheckpointVerifier:

@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.core.clock import as_utc
-from services.core.settings import Settings
+from services.core.plumbing.clock import as_utc
+from services.core.plumbing.settings import Settings
 
 DEV_KEY_FILE = "dev-audit-signing.key"
 

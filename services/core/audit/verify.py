@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from services.core.audit.chain import GENESIS, OUTCOMES, canonical_row, row_hash
 from services.core.audit.signing import CheckpointVerifier
-from services.core.clock import as_utc
+from services.core.plumbing.clock import as_utc
 from services.core.models import AuditCheckpoint, AuditEntry
 
 BATCH = 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.db import Base, UtcDateTime
+from services.core.plumbing.db import Base, UtcDateTime
 
 
 class ApiKey(Base):

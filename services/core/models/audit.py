@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.db import Base, JsonDict, UtcDateTime
+from services.core.plumbing.db import Base, JsonDict, UtcDateTime
 from services.core.models.messaging import BigIntPk
 
 

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import BigInteger, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.db import Base, JsonDict, UtcDateTime
+from services.core.plumbing.db import Base, JsonDict, UtcDateTime
 
 BigIntPk = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
 

@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.db import Base, UserIdStr, UtcDateTime
+from services.core.plumbing.db import Base, UserIdStr, UtcDateTime
 
 
 class PushToken(Base):

@@ -17,7 +17,7 @@ import uuid
 from sqlalchemy import Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.db import Base, UserIdStr, UtcDateTime
+from services.core.plumbing.db import Base, UserIdStr, UtcDateTime
 
 
 class SmsCode(Base):
@@ -41,7 +41,7 @@ class DeliveryState:
     SENT = "sent"  # the provider accepted it (provider_message_id known)
     DELIVERED = "delivered"  # the provider's status callback said so
     FAILED = "failed"  # permanent error, retries exhausted, or a failed/undelivered callback
-    UNKNOWN = "unknown"  # a worker died mid-send; not resent (see services.core.sms.delivery)
+    UNKNOWN = "unknown"  # a worker died mid-send; not resent (see services.core.factors.sms.delivery)
 
     FINAL = (SENT, DELIVERED, FAILED, UNKNOWN)
 

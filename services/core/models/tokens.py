@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.db import Base, UserIdStr, UtcDateTime
+from services.core.plumbing.db import Base, UserIdStr, UtcDateTime
 
 
 class TokenState:

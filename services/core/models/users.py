@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import Boolean, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.db import Base, UtcDateTime
+from services.core.plumbing.db import Base, UtcDateTime
 
 
 class UserProfile(Base):

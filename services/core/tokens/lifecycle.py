@@ -13,8 +13,8 @@ from services.core.models import Token, TokenState
 from services.core.tokens.verification import check_any_token_code
 
 if TYPE_CHECKING:
-    from services.core.context import Context
-    from services.core.uow import UnitOfWork
+    from services.core.plumbing.context import Context
+    from services.core.plumbing.uow import UnitOfWork
 
 # Token types whose codes the user can type in for a step-up.
 CODE_TYPES = ("totp", "sms")

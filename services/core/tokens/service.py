@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from services.core.clock import as_utc
+from services.core.plumbing.clock import as_utc
 from services.core.errors import Conflict, Gone, NotFound, Unprocessable
 from services.core.models import Token, TokenState
 from services.core.tokens import lifecycle
-from services.core.tokens.factors import EnrollRequest, factor_for, factor_types
+from services.core.factors.base import EnrollRequest, factor_for, factor_types
 from services.core.tokens.verification import check_token_code
 from shared.events.enrollment import (
     EnrollmentActivated,
@@ -28,8 +28,8 @@ from shared.events.enrollment import (
 from shared.events.token import TokenDeleted
 
 if TYPE_CHECKING:
-    from services.core.context import Context
-    from services.core.uow import UnitOfWork
+    from services.core.plumbing.context import Context
+    from services.core.plumbing.uow import UnitOfWork
 
 MAX_TOKENS_PER_USER = 20
 
@@ -53,10 +53,6 @@ def list_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
             select(Token).where(Token.user_id == user_id).order_by(Token.created_at, Token.id)
         )
     )
-
-
-def active_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
-    return [t for t in list_tokens(uow, user_id) if t.state == TokenState.ACTIVE]
 
 
 def start_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, req: EnrollRequest) -> StepResult:

@@ -23,13 +23,13 @@ from sqlalchemy.exc import IntegrityError
 
 from services.core.errors import InvalidCode, Throttled
 from services.core.models import Token, TokenState, UserProfile
-from services.core.tokens.factors import factor_for
-from services.core.tokens.throttle import ThrottlePolicy, next_backoff, wait_seconds
+from services.core.factors.base import factor_for
+from services.core.lockout import ThrottlePolicy, next_backoff, wait_seconds
 from shared.events.token import TokenLocked, TokenVerificationFailed
 
 if TYPE_CHECKING:
-    from services.core.context import Context
-    from services.core.uow import UnitOfWork
+    from services.core.plumbing.context import Context
+    from services.core.plumbing.uow import UnitOfWork
 
 MAX_CODE_LENGTH = 16
 

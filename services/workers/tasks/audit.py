@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from services.core.audit import service
-from services.core.messaging.routes import AUDIT_APPEND, AUDIT_APPEND_MANY
+from services.core.plumbing.messaging.routes import AUDIT_APPEND, AUDIT_APPEND_MANY
 from services.workers.app import TASK_OPTIONS, app, context
 from shared.registry import ContractError, parse_event
 

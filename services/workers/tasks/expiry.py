@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
-from services.core import challenges
-from services.core.messaging.routes import EXPIRY_SWEEP
+from services.core.challenges import service as challenges
+from services.core.plumbing.messaging.routes import EXPIRY_SWEEP
 from services.workers.app import TASK_OPTIONS, app, context
 
 BATCH = 500

@@ -15,8 +15,8 @@ import uvicorn
 
 from services.api.app import create_app as create_api
 from services.core import apikeys
-from services.core.context import Context
-from services.core.settings import Settings
+from services.core.plumbing.context import Context
+from services.core.plumbing.settings import Settings
 from services.portal.accounts import AccountStore
 from services.portal.app import create_app as create_portal
 from services.portal.settings import PortalSettings

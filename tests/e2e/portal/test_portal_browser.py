@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.core.clock import FrozenClock
+from services.core.plumbing.clock import FrozenClock
 from tests.portal_support import PASSWORD, RECOVERY_RE, next_code, oathtool
 
 pytestmark = pytest.mark.e2e

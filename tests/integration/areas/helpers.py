@@ -7,14 +7,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
 
-from services.core.clock import FrozenClock
-from services.core.tokens import totp
+from services.core.plumbing.clock import FrozenClock
+from services.core.factors.totp import otp
 
-P = totp.TotpParams()
+P = otp.TotpParams()
 
 
 def code(secret: str, clock: FrozenClock, offset_steps: int = 0) -> str:
-    return totp.code_at_step(secret, totp.time_step(clock.now().timestamp(), 30) + offset_steps, P)
+    return otp.code_at_step(secret, otp.time_step(clock.now().timestamp(), 30) + offset_steps, P)
 
 
 def wrong(secret: str, clock: FrozenClock) -> str:

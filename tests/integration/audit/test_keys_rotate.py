@@ -8,8 +8,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from services.cli.main import main
-from services.core.crypto import Keyring
-from services.core.keys_rotation import rotate_all, secret_columns
+from services.core.plumbing.crypto import Keyring
+from services.core.plumbing.key_rotation import rotate_all, secret_columns
 from services.core.models import Token, UserProfile
 
 

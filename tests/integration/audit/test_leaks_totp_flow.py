@@ -10,14 +10,14 @@ import pytest
 
 from services.core.audit import service
 from services.core.models import AreaProtection
-from services.core.tokens import totp
+from services.core.factors.totp import otp
 from tests.leakcheck import Sensitive, assert_no_leaks, find_leaks
 
-P = totp.TotpParams()
+P = otp.TotpParams()
 
 
 def code(secret, clock, offset=0):
-    return totp.code_at_step(secret, totp.time_step(clock.now().timestamp(), 30) + offset, P)
+    return otp.code_at_step(secret, otp.time_step(clock.now().timestamp(), 30) + offset, P)
 
 
 def test_the_helper_finds_leaks_in_every_form():

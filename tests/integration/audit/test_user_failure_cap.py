@@ -12,12 +12,12 @@ from services.api.app import create_app
 from services.core.bootstrap import build_context
 from services.core.errors import InvalidCode, Throttled
 from services.core.models import Token, UserProfile
-from services.core.settings import NIST_MAX_FAILURES, Settings
-from services.core.tokens import totp
+from services.core.plumbing.settings import NIST_MAX_FAILURES, Settings
+from services.core.factors.totp import otp
 from services.core.tokens.verification import check_token_code, user_delay_after
 from tests.conftest import make_settings
 
-P = totp.TotpParams()
+P = otp.TotpParams()
 
 
 def test_the_delay_doubles_towards_the_cap_and_then_stays():
@@ -44,7 +44,7 @@ def capped(tmp_path, database_url, clock, publisher):
 
 
 def add_totp(ctx, user="alice"):
-    secret = totp.generate_secret()
+    secret = otp.generate_secret()
     with ctx.sessions.begin() as session:
         token = Token(id=uuid.uuid4(), user_id=user, type="totp", description="t", state="active", drift=0,
                       failures=0, created_at=ctx.clock.now(), secret_enc=ctx.keyring.encrypt(secret))
@@ -53,7 +53,7 @@ def add_totp(ctx, user="alice"):
 
 
 def now_code(ctx, secret, offset=0):
-    return totp.code_at_step(secret, totp.time_step(ctx.clock.now().timestamp(), 30) + offset, P)
+    return otp.code_at_step(secret, otp.time_step(ctx.clock.now().timestamp(), 30) + offset, P)
 
 
 def attempt(ctx, token_id, code):

@@ -15,8 +15,8 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app as create_api
-from services.core.clock import FrozenClock
-from services.core.context import Context
+from services.core.plumbing.clock import FrozenClock
+from services.core.plumbing.context import Context
 from services.portal.accounts import AccountStore
 from services.portal.apiclient import TwofaClient
 from services.portal.app import create_app as create_portal

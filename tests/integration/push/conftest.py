@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.core.clock import FrozenClock
-from services.core.context import Context
+from services.core.plumbing.clock import FrozenClock
+from services.core.plumbing.context import Context
 from services.core.models import AreaProtection
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes.pi_app import AppToken, PiAuthenticatorApp, PushRequest
 from tests.fakes.pi_crypto import dart_utc_iso
@@ -116,7 +116,7 @@ _server_keys: dict[int, list[Any]] = {}
 def pooled_server_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Server key generation dominates these tests: reuse up to 4 keys per size (a pool
     separate from the app's keys, so an app key never equals a server key)."""
-    from services.core.push import crypto
+    from services.core.factors.push import crypto
 
     real = crypto.generate_server_key
     counter = {"n": 0}

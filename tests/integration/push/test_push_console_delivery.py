@@ -7,8 +7,8 @@ def test_console_provider_writes_poll_only_pushes_to_the_outbox_file(world, enro
     """The embedded default: poll-only tokens, the console twin still shows every push."""
     import json
 
-    from services.core.providers.push import sender_from_settings
-    from services.core.push import delivery
+    from services.core.factors.push.sender import sender_from_settings
+    from services.core.factors.push import delivery
     from shared.registry import parse_event
 
     token = enrolled()

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.core import challenges
+from services.core.challenges import service as challenges
 from services.core.models import Challenge
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.core.models import PushToken
-from services.core.providers.push import FcmSender, PermanentProviderError, PushMessage, TransientProviderError
-from services.core.push import delivery
+from services.core.factors.push.sender import FcmSender, PermanentProviderError, PushMessage, TransientProviderError
+from services.core.factors.push import delivery
 from shared.events.push import PushRequested
 from shared.registry import parse_event
 from tests.fakes.fake_fcm import Delay, FakeFCM, server_error, too_many, unregistered
@@ -114,7 +114,7 @@ def test_503_storm_is_bounded(fake, sender):
 
 
 def test_hanging_fcm_times_out(fake, sender, monkeypatch):
-    import services.core.providers.push as provider
+    import services.core.factors.push.sender as provider
 
     monkeypatch.setattr(provider, "FCM_TIMEOUT_SECONDS", 0.3)
     fake.script(Delay(1.0), Delay(1.0), Delay(1.0))

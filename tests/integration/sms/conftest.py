@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.core.context import Context
-from services.core.messaging.publisher import RecordingPublisher
-from services.core.settings import Settings
+from services.core.plumbing.context import Context
+from services.core.plumbing.messaging.publisher import RecordingPublisher
+from services.core.plumbing.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes.fake_twilio import FakeTwilio
 

@@ -78,7 +78,7 @@ def test_full_flow_leaks_neither_code_nor_number(api, enroll_headers, challenge_
 
 
 def test_console_sender_writes_the_outbox_file_but_not_the_log(tmp_path, caplog):
-    from services.core.providers.sms import ConsoleSender
+    from services.core.factors.sms.sender import ConsoleSender
 
     caplog.set_level(logging.DEBUG)
     sender = ConsoleSender(tmp_path / "outbox" / "sms.log")

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from services.core.context import Context
-from services.core.messaging.publisher import RecordingPublisher
+from services.core.plumbing.context import Context
+from services.core.plumbing.messaging.publisher import RecordingPublisher
 from services.core.models import DeliveryState, SmsDelivery
-from services.core.sms.ledger import (
+from services.core.factors.sms.ledger import (
     BatchingLedger,
     ClaimJob,
     SentRecord,
@@ -21,7 +21,7 @@ from services.core.sms.ledger import (
     record_sent_many,
 )
 from services.core.tokens import service
-from services.core.tokens.factors import EnrollRequest
+from services.core.factors.base import EnrollRequest
 from shared.events.sms import SmsRequested
 from shared.registry import parse_event
 

@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from services.core.context import Context
-from services.core.messaging.publisher import RecordingPublisher
+from services.core.plumbing.context import Context
+from services.core.plumbing.messaging.publisher import RecordingPublisher
 from services.core.models import SmsDelivery
-from services.core.providers.errors import TransientProviderError
-from services.core.providers.sms import TwilioSender
+from services.core.plumbing.providers.errors import TransientProviderError
+from services.core.factors.sms.sender import TwilioSender
 from tests.fakes.fake_twilio import Delay, Drop, FakeTwilio, rfc9457_error, twilio_error
 from tests.integration.sms.conftest import PHONE, events, protect
 

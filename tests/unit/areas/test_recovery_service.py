@@ -7,7 +7,7 @@ import re
 import pytest
 
 from services.core import recovery
-from services.core.crypto import sha256_hex
+from services.core.plumbing.crypto import sha256_hex
 from services.core.errors import Gone, InvalidCode
 from services.core.models import UserProfile
 

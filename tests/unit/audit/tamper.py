@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.core.audit import service
 from services.core.audit.checkpoints import CheckpointPolicy
 from services.core.audit.signing import CheckpointSigner
-from services.core.clock import FrozenClock
+from services.core.plumbing.clock import FrozenClock
 from services.core.models import AuditEntry
 from shared.events.challenge import ChallengeVerified
 from shared.registry import new_event

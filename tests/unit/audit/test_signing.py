@@ -15,7 +15,7 @@ from services.core.audit.signing import (
     parse_private_key,
     signer_from_settings,
 )
-from services.core.settings import Settings
+from services.core.plumbing.settings import Settings
 from tests.conftest import T0, make_settings
 
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.core.batching import Batcher
+from services.core.plumbing.batching import Batcher
 
 
 class Recorder:

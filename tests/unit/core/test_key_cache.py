@@ -9,7 +9,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from services.core import apikeys
-from services.core.db import Base
+from services.core.plumbing.db import Base
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

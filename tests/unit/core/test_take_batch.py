@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 
-from services.core.batching import take_batch
+from services.core.plumbing.batching import take_batch
 
 
 def test_takes_what_is_queued_up_to_the_limit() -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.core.settings import Settings
-from services.core.tokens.throttle import ThrottlePolicy, next_backoff, wait_seconds
+from services.core.plumbing.settings import Settings
+from services.core.lockout import ThrottlePolicy, next_backoff, wait_seconds
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.core.tokens import totp
+from services.core.factors.totp import otp
 
 # RFC 6238 appendix B: seeds are the ASCII strings, 20/32/64 bytes long.
 SEED_SHA1 = base64.b32encode(b"12345678901234567890").decode()
@@ -31,71 +31,71 @@ def test_rfc6238_appendix_b_vectors(t: int, sha1: str, sha256: str, sha512: str)
         (SEED_SHA256, "SHA256", sha256),
         (SEED_SHA512, "SHA512", sha512),
     ):
-        params = totp.TotpParams(digits=8, period=30, algorithm=algorithm)
-        assert totp.code_at_step(seed, totp.time_step(t, 30), params) == expected
+        params = otp.TotpParams(digits=8, period=30, algorithm=algorithm)
+        assert otp.code_at_step(seed, otp.time_step(t, 30), params) == expected
 
 
 def test_codes_agree_with_oathtool() -> None:
-    secret = totp.generate_secret()
+    secret = otp.generate_secret()
     when = datetime(2026, 11, 28, 20, 0, 7, tzinfo=UTC)
     out = subprocess.run(
         ["oathtool", "--totp", "-b", "--now", "2026-11-28 20:00:07 UTC", secret],
         check=True, capture_output=True, text=True,
     ).stdout.strip()
-    step = totp.time_step(when.timestamp(), 30)
-    assert totp.code_at_step(secret, step, totp.TotpParams()) == out
+    step = otp.time_step(when.timestamp(), 30)
+    assert otp.code_at_step(secret, step, otp.TotpParams()) == out
 
 
-P = totp.TotpParams()
+P = otp.TotpParams()
 NOW = 1_800_000_000.0
-STEP = totp.time_step(NOW, 30)
+STEP = otp.time_step(NOW, 30)
 
 
 def code(secret: str, step: int) -> str:
-    return totp.code_at_step(secret, step, P)
+    return otp.code_at_step(secret, step, P)
 
 
 def test_window_accepts_one_step_either_side_and_nothing_further() -> None:
-    s = totp.generate_secret()
+    s = otp.generate_secret()
     for offset in (-1, 0, 1):
-        assert totp.match_step(s, code(s, STEP + offset), unix_time=NOW, params=P, window=1) == STEP + offset
+        assert otp.match_step(s, code(s, STEP + offset), unix_time=NOW, params=P, window=1) == STEP + offset
     for offset in (-2, 2):
-        assert totp.match_step(s, code(s, STEP + offset), unix_time=NOW, params=P, window=1) is None
+        assert otp.match_step(s, code(s, STEP + offset), unix_time=NOW, params=P, window=1) is None
 
 
 def test_a_wider_window_is_configurable() -> None:
-    s = totp.generate_secret()
-    assert totp.match_step(s, code(s, STEP - 2), unix_time=NOW, params=P, window=2) == STEP - 2
+    s = otp.generate_secret()
+    assert otp.match_step(s, code(s, STEP - 2), unix_time=NOW, params=P, window=2) == STEP - 2
 
 
 def test_drift_recentres_the_window() -> None:
-    s = totp.generate_secret()
-    assert totp.match_step(s, code(s, STEP + 2), unix_time=NOW, params=P, window=1, drift=2) == STEP + 2
-    assert totp.match_step(s, code(s, STEP - 1), unix_time=NOW, params=P, window=1, drift=2) is None
+    s = otp.generate_secret()
+    assert otp.match_step(s, code(s, STEP + 2), unix_time=NOW, params=P, window=1, drift=2) == STEP + 2
+    assert otp.match_step(s, code(s, STEP - 1), unix_time=NOW, params=P, window=1, drift=2) is None
 
 
 def test_steps_at_or_before_the_last_accepted_never_match() -> None:
-    s = totp.generate_secret()
-    assert totp.match_step(s, code(s, STEP), unix_time=NOW, params=P, window=1, after_step=STEP) is None
-    assert totp.match_step(s, code(s, STEP - 1), unix_time=NOW, params=P, window=1, after_step=STEP - 1) is None
-    assert totp.match_step(s, code(s, STEP + 1), unix_time=NOW, params=P, window=1, after_step=STEP) == STEP + 1
+    s = otp.generate_secret()
+    assert otp.match_step(s, code(s, STEP), unix_time=NOW, params=P, window=1, after_step=STEP) is None
+    assert otp.match_step(s, code(s, STEP - 1), unix_time=NOW, params=P, window=1, after_step=STEP - 1) is None
+    assert otp.match_step(s, code(s, STEP + 1), unix_time=NOW, params=P, window=1, after_step=STEP) == STEP + 1
 
 
 @pytest.mark.parametrize("bad", ["", "12345", "1234567", "12345a", "１２３４５６"])
 def test_malformed_codes_never_match(bad: str) -> None:
-    assert totp.match_step(totp.generate_secret(), bad, unix_time=NOW, params=P, window=1) is None
+    assert otp.match_step(otp.generate_secret(), bad, unix_time=NOW, params=P, window=1) is None
 
 
 def test_secret_is_160_bits_and_grouped_for_manual_entry() -> None:
-    s = totp.generate_secret()
+    s = otp.generate_secret()
     assert len(s) == 32
-    grouped = totp.group_secret(s)
+    grouped = otp.group_secret(s)
     assert grouped.replace(" ", "") == s
     assert all(len(g) == 4 for g in grouped.split(" "))
 
 
 def test_provisioning_uri_is_key_uri_format() -> None:
-    uri = totp.provisioning_uri("ABC", issuer="Example 2FA", account="alice@example.com", params=P)
+    uri = otp.provisioning_uri("ABC", issuer="Example 2FA", account="alice@example.com", params=P)
     assert uri == (
         "otpauth://totp/Example%202FA:alice@example.com?secret=ABC&issuer=Example%202FA"
         "&algorithm=SHA1&digits=6&period=30"

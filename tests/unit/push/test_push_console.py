@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import logging
 
-from services.core.providers.push import ConsolePushSender, PushMessage, sender_from_settings
-from services.core.push.login import presence_options
+from services.core.factors.push.sender import ConsolePushSender, PushMessage, sender_from_settings
+from services.core.factors.push.login import presence_options
 
 
 def test_console_sender_logs_without_secrets_and_writes_the_outbox_file(tmp_path, caplog):
     sender = ConsolePushSender(tmp_path / "outbox")
     data = {"nonce": "N" * 32, "signature": "SIG=", "capabilities_signature": "CAPSIG=", "serial": "PIPU1",
             "question": "Q?", "title": "T", "sslverify": "1", "url": "http://x/ttype/push"}
-    with caplog.at_level(logging.INFO, logger="services.core.providers.push"):
+    with caplog.at_level(logging.INFO, logger="services.core.factors.push.sender"):
         assert sender.send(PushMessage("dev", data, 120, "T", "Q?")) == "console/1"
     text = caplog.text
     assert "PIPU1" in text and "N" * 32 not in text and "SIG=" not in text
@@ -22,7 +22,7 @@ def test_console_sender_logs_without_secrets_and_writes_the_outbox_file(tmp_path
 
 
 def test_console_is_the_default_provider(tmp_path):
-    from services.core.settings import Settings
+    from services.core.plumbing.settings import Settings
 
     s = Settings(env="test", var_dir=tmp_path)
     assert isinstance(sender_from_settings(s), ConsolePushSender)

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from services.core.push import crypto
-from services.core.push.enrollment import enrollment_url
+from services.core.factors.push import crypto
+from services.core.factors.push.enrollment import enrollment_url
 from tests.fakes.pi_crypto import dart_uri_to_string, parse_pkcs1_b64, pooled_key, sign, spki_b64, verify
 
 

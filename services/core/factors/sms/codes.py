@@ -1,0 +1,131 @@
+"""SMS one-time codes: normalise the number, issue a code, check a code.
+
+A code is 6 digits from ``secrets``; only its keyed hash (bound to the row id) is stored.
+It is valid ``sms_code_ttl_seconds`` (≤ 10 min) and allows ``sms_code_attempts`` wrong
+guesses. Only the newest code of a token counts, so a resend retires the previous one; a
+resend never touches the token's failure count (``tokens.verification`` owns that), so
+resending cannot be used to reset the back-off.
+
+Issuing writes the code row and ``sms.requested`` (the code sealed for the SMS worker,
+the number masked) in the caller's unit of work; the SMS worker sends it after commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
+
+import phonenumbers
+from sqlalchemy import select, update
+
+from services.core.errors import Conflict, Unprocessable
+from services.core.models import SmsCode, Token
+from services.core.factors.sms.send_limits import ensure_send_allowed
+from shared.events.sms import SmsRequested
+from shared.types import SealedStr
+
+if TYPE_CHECKING:
+    from services.core.plumbing.context import Context
+    from services.core.plumbing.uow import UnitOfWork
+
+CODE_DIGITS = 6
+
+
+def normalise_phone(raw: str) -> str:
+    """E.164 for an international number (``+`` and country code); 422 otherwise."""
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise Unprocessable("not a phone number in international format (+…)",
+                            code="invalid_phone") from None
+    if not phonenumbers.is_valid_number(number):
+        raise Unprocessable("not a valid phone number", code="invalid_phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_hash(ctx: Context, e164: str) -> str:
+    return ctx.keyring.mac(f"sms-phone:{e164}")
+
+
+def _code_hash(ctx: Context, message_id: uuid.UUID, code: str) -> str:
+    return ctx.keyring.mac(f"sms-code:{message_id}:{code}")
+
+
+def issue(
+    ctx: Context,
+    uow: UnitOfWork,
+    token: Token,
+    purpose: Literal["enrollment", "login"],
+    challenge_id: uuid.UUID | None = None,
+) -> SmsCode:
+    """Create a code for ``token`` and the command to send it, or raise ``Throttled``."""
+    if token.type != "sms" or not token.phone_enc or not token.phone_masked:
+        raise Conflict("this token does not receive SMS", code="not_an_sms_token")
+    # Serialise issuing per token (Postgres); SQLite's BEGIN IMMEDIATE already serialises.
+    uow.session.execute(select(Token.id).where(Token.id == token.id).with_for_update())
+    e164 = ctx.keyring.decrypt(token.phone_enc)
+    hashed_phone = phone_hash(ctx, e164)
+    ensure_send_allowed(ctx, uow, token.user_id, hashed_phone)
+    now = ctx.clock.now()
+    message_id = uuid.uuid4()
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    row = SmsCode(
+        id=message_id,
+        token_id=token.id,
+        user_id=token.user_id,
+        phone_hash=hashed_phone,
+        purpose=purpose,
+        challenge_id=challenge_id,
+        code_hash=_code_hash(ctx, message_id, code),
+        attempts=0,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ctx.settings.sms_code_ttl_seconds),
+    )
+    uow.session.add(row)
+    uow.emit(
+        SmsRequested(
+            message_id=message_id,
+            token_id=token.id,
+            challenge_id=challenge_id,
+            purpose=purpose,
+            phone=token.phone_masked,
+            code=SealedStr(ctx.keyring.encrypt(code)),
+        ),
+        user_id=token.user_id,
+    )
+    return row
+
+
+def latest_code(ctx: Context, uow: UnitOfWork, token_id: uuid.UUID) -> SmsCode | None:
+    return uow.session.scalar(
+        select(SmsCode)
+        .where(SmsCode.token_id == token_id, SmsCode.expires_at > ctx.clock.now())
+        .order_by(SmsCode.created_at.desc())
+        .limit(1)
+    )
+
+
+def check(ctx: Context, uow: UnitOfWork, token: Token, code: str) -> bool:
+    """True once for the right code of the token's newest live SMS; counts wrong guesses."""
+    row = latest_code(ctx, uow, token.id)
+    limit = ctx.settings.sms_code_attempts
+    if row is None or row.used_at is not None or row.attempts >= limit:
+        return False
+    if not (code.isdigit() and ctx.keyring.mac_matches(f"sms-code:{row.id}:{code}", row.code_hash)):
+        uow.session.execute(
+            update(SmsCode)
+            .where(SmsCode.id == row.id)
+            .values(attempts=SmsCode.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return False
+    # Compare-and-set: of two requests with the same code, exactly one wins.
+    won = uow.session.execute(
+        update(SmsCode)
+        .where(SmsCode.id == row.id, SmsCode.used_at.is_(None), SmsCode.attempts < limit)
+        .values(used_at=ctx.clock.now())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(won == 1)

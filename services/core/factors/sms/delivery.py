@@ -1,0 +1,172 @@
+"""Delivering one ``sms.requested``: at most one accepted SMS per message id.
+
+The idempotency record (``sms_deliveries``, one row per message id) is moved through
+compare-and-set steps, each committed on its own:
+
+1. **claim**: ``sending`` with ``claimed_at`` is committed *before* the provider is called;
+2. **send**: one HTTP call, bounded by ``sms_send_timeout_seconds``;
+3. **record**: ``sent`` + the provider's SID and ``sms.sent`` in one unit of work, or
+   ``failed`` + ``sms.failed`` (+ the challenge marked undeliverable) for a permanent
+   error or a transient one on the last attempt. Other transient errors release the claim
+   (``claimed_at`` cleared) and are re-raised for the task to retry with back-off.
+
+In a worker, steps 1 and 3 of many messages share transactions (``services.core.factors.sms.ledger``):
+a claim is still committed before its send and a record after it, only not alone.
+
+A redelivered message (worker killed, visibility timeout, replay) finds the record:
+``sent``/``delivered``/``failed``/``unknown`` → nothing is sent again; ``sending`` with a
+live claim → another worker is on it, retry later; ``sending`` with a claim older than the
+lease (longer than any send can take) → the worker died between claim and record. Twilio
+may or may not have accepted that message, and it offers no idempotency key, so the
+choice is between a possible duplicate and a possible loss. We choose **never twice**:
+the record goes to ``unknown``, ``sms.failed`` says so (``reason="outcome_unknown"``), the
+challenge stays pending (the code may well have arrived) and the user can ask for a resend.
+If Twilio did accept it, its status callback (which carries our message id) later moves the
+record to ``delivered``. A *timeout* while the worker lives is retried (at-least-once in that
+narrower window) because the issue asks for it and a slow answer rarely means acceptance.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Literal
+
+from sqlalchemy import update
+
+from services.core.models import Challenge, ChallengeState, DeliveryState, SmsDelivery
+from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
+from services.core.factors.sms.sender import SmsSender
+from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
+from shared.events.challenge import ChallengeFailed
+from shared.events.sms import SmsFailed, SmsRequested
+
+if TYPE_CHECKING:
+    from services.core.plumbing.context import Context
+    from services.core.plumbing.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["sent", "failed", "duplicate", "unknown"]
+CALLBACK_PATH = "/v1/callbacks/twilio"
+
+
+def message_body(ctx: Context, code: str) -> str:
+    minutes = max(1, ctx.settings.sms_code_ttl_seconds // 60)
+    return f"{code} is your {ctx.settings.issuer} code. It expires in {minutes} min. Never share it."
+
+
+def status_callback_url(ctx: Context, message_id: uuid.UUID) -> str | None:
+    if ctx.settings.sms_provider != "twilio":
+        return None
+    return f"{ctx.settings.public_url.rstrip('/')}{CALLBACK_PATH}?message_id={message_id}"
+
+
+def deliver(
+    ctx: Context, sender: SmsSender, cmd: SmsRequested, user_id: str, *, last_attempt: bool,
+    ledger: Ledger,
+) -> Outcome:
+    """Send ``cmd`` unless its record says it is done; see the module docstring.
+
+    ``ledger`` runs the claim and the ``sent`` record (batched across a worker's threads).
+    """
+    claim = ledger.claim(ClaimJob(cmd, user_id))
+    if claim.verdict == "done":
+        return "duplicate"
+    if claim.verdict == "busy":
+        if last_attempt:
+            return "duplicate"  # the live claimant records the outcome
+        raise TransientProviderError("another worker is sending this message")
+    if claim.verdict == "lost":
+        _finish(ctx, cmd, user_id, DeliveryState.UNKNOWN, sender.name, reason="outcome_unknown",
+                permanent=True, undeliverable=False)
+        return "unknown"
+    if not claim.phone_enc:
+        _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="token_deleted")
+        return "failed"
+    try:
+        receipt = sender.send(
+            ctx.keyring.decrypt(claim.phone_enc),
+            message_body(ctx, ctx.keyring.decrypt(cmd.code.reveal())),
+            status_callback=status_callback_url(ctx, cmd.message_id),
+        )
+    except PermanentProviderError as exc:
+        _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason=exc.message,
+                error_code=exc.code)
+        return "failed"
+    except TransientProviderError as exc:
+        if last_attempt:
+            _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name,
+                    reason=f"retries exhausted: {exc.message}", error_code=exc.code,
+                    permanent=False)
+            return "failed"
+        _release(ctx, cmd.message_id)
+        raise
+    ledger.record_sent(SentRecord(cmd, user_id, receipt.provider, receipt.message_id))
+    return "sent"
+
+
+def _release(ctx: Context, message_id: uuid.UUID) -> None:
+    with ctx.sessions.begin() as session:
+        session.execute(
+            update(SmsDelivery)
+            .where(SmsDelivery.message_id == message_id, SmsDelivery.state == DeliveryState.SENDING)
+            .values(claimed_at=None, updated_at=ctx.clock.now())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _finish(
+    ctx: Context,
+    cmd: SmsRequested,
+    user_id: str,
+    state: str,
+    provider: str,
+    *,
+    reason: str,
+    error_code: int | None = None,
+    permanent: bool = True,
+    undeliverable: bool = True,
+) -> None:
+    """Record a final failure (or an unknown outcome) with its ``sms.failed``, once."""
+    with ctx.uow() as uow:
+        won = uow.session.execute(
+            update(SmsDelivery)
+            .where(SmsDelivery.message_id == cmd.message_id,
+                   SmsDelivery.state == DeliveryState.SENDING)
+            .values(state=state, provider=provider, error_code=error_code, reason=reason[:200],
+                    claimed_at=None, updated_at=ctx.clock.now())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won == 1:
+            log.warning("SMS %s %s: %s", cmd.message_id, state, reason)
+            uow.emit(SmsFailed(message_id=cmd.message_id, token_id=cmd.token_id, provider=provider,
+                               reason=reason[:200], error_code=error_code, permanent=permanent),
+                     user_id=user_id)
+            if undeliverable and cmd.challenge_id is not None:
+                mark_undeliverable(ctx, uow, cmd.challenge_id, cmd.token_id)
+        uow.commit()
+
+
+def mark_undeliverable(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID,
+                       token_id: uuid.UUID | None) -> None:
+    """A pending challenge waiting for this SMS fails with reason ``undeliverable``.
+
+    Only if the user has not moved on (still pending, still this token selected).
+    """
+    now = ctx.clock.now()
+    won = uow.session.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge_id, Challenge.state == ChallengeState.PENDING,
+               Challenge.token_id == token_id, Challenge.expires_at > now)
+        .values(state=ChallengeState.FAILED, reason="undeliverable", completed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won == 1:
+        challenge = uow.session.get(Challenge, challenge_id)
+        assert challenge is not None
+        uow.session.refresh(challenge)
+        uow.emit(ChallengeFailed(
+            challenge_id=challenge.id, area=challenge.area, token_id=token_id, token_type="sms",
+            reason="undeliverable", attempts_left=max(0, challenge.max_attempts - challenge.attempts),
+        ), user_id=challenge.user_id)

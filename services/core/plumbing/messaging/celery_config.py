@@ -1,0 +1,63 @@
+"""The one Celery configuration every process uses, publishers and workers alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from services.core.plumbing.messaging.routes import QUEUES
+from services.core.plumbing.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    url = settings.resolved_broker_url
+    transport: dict[str, Any] = {}
+    if url.startswith(("redis", "rediss")):
+        # A killed worker's unacked task comes back after visibility_timeout; the restore
+        # sweep runs every interval x throttle seconds (kombu's 10 x 10 would add ~100 s).
+        transport = {
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        }
+    exchange = Exchange("twofa", type="direct")
+    return {
+        "broker_url": url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 2,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "audit",
+        "task_queues": [Queue(q, exchange, routing_key=q) for q in QUEUES],
+        "task_default_exchange": "twofa",
+        "task_create_missing_queues": False,
+        # Publishing never waits long: the outbox relay covers what could not be sent.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "broker_heartbeat": 10,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def make_celery(settings: Settings, name: str = "twofa") -> Celery:
+    app = Celery(name, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app

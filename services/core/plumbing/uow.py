@@ -1,0 +1,90 @@
+"""One unit of work per use case: the state change and its events commit together.
+
+Services call ``uow.emit(...)`` to add an event to the current transaction; ``commit()``
+writes every emitted event to the outbox in one INSERT … RETURNING (an ORM insert per
+event cost ~0.7 ms each on the login path, issue 7) and commits it with the state
+change. Nothing is published until that commit has succeeded, and a unit of work that
+is left without commit rolls back, events included.
+"""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.core.plumbing.clock import Clock
+from services.core.plumbing.messaging.outbox import Dispatcher
+from services.core.models import OutboxEvent
+from shared.envelope import EventData
+from shared.registry import new_event
+
+
+# Built once: a statement object keeps its compiled form and cache key between calls.
+_INSERT_OUTBOX = insert(OutboxEvent.__table__).returning(
+    OutboxEvent.__table__.c.seq, sort_by_parameter_order=True
+)
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        dispatcher: Dispatcher,
+        correlation_id: str | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.clock = clock
+        self._dispatcher = dispatcher
+        self.correlation_id = correlation_id or uuid.uuid4().hex
+        self._pending: list[dict[str, Any]] = []
+        self.session: Session
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._sessions()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+        self.session.close()
+
+    def emit(self, data: EventData, *, user_id: str | None) -> dict[str, Any]:
+        envelope = new_event(
+            data,
+            user_id=user_id,
+            correlation_id=self.correlation_id,
+            occurred_at=self.clock.now(),
+        ).model_dump(mode="json")
+        self._pending.append(envelope)
+        return envelope
+
+    def commit(self) -> None:
+        rows = self._write_outbox() if self._pending else []
+        self.session.commit()
+        self._pending = []
+        if rows:
+            self._dispatcher.dispatch(rows)
+
+    def _write_outbox(self) -> list[tuple[int, dict[str, Any]]]:
+        """One statement for all of this unit's events; sequence numbers in emit order."""
+        now = self.clock.now()
+        values = [
+            {"event_id": uuid.UUID(e["event_id"]), "type": e["type"], "envelope": e,
+             "created_at": now, "attempts": 0}
+            for e in self._pending
+        ]
+        result = self.session.connection().execute(_INSERT_OUTBOX, values)
+        return [(seq, env) for (seq,), env in zip(result.all(), self._pending)]
+
+    def rollback(self) -> None:
+        self._pending = []
+        self.session.rollback()

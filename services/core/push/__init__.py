@@ -1,7 +1,0 @@
-"""The privacyIDEA Authenticator PUSH protocol (../shared/spec/push-protocol.md), server side.
-
-``crypto``: keys, signatures and encodings (§0); ``messages``: the challenge data (§4);
-``enrollment``: the QR URL (§1) and step 2 (§2); ``login``: push challenges on select
-(presence options, fraud block, caps); ``endpoint``: answers, polling and Firebase-token
-updates (§5-§7); ``delivery``: what the push worker does with ``push.requested``.
-"""

@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.core.plumbing.crypto import constant_time_equal, sha256_hex
 from services.core.models import ApiKey
+from services.core.plumbing.crypto import constant_time_equal, sha256_hex
 
 SCOPES = ("challenge", "enroll", "audit:read", "admin")
 PREFIX = "tfa"
@@ -106,7 +106,7 @@ class KeyCache:
         self._rows: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, sessions: "sessionmaker[Session]", presented: str) -> KeySnapshot | None:
+    def authenticate(self, sessions: sessionmaker[Session], presented: str) -> KeySnapshot | None:
         parts = presented.split("_", 2)
         key_id = parts[1] if len(parts) == 3 and parts[0] == PREFIX else None
         now = time.monotonic()
@@ -126,6 +126,9 @@ class KeyCache:
                 self._rows[key.id] = (now, key)
             return KeySnapshot(key.id, key.name, key.scope_set)
         key = cached[1]
-        if not constant_time_equal(sha256_hex(parts[2]), key.secret_hash) or key.revoked_at is not None:
+        if (
+            not constant_time_equal(sha256_hex(parts[2]), key.secret_hash)
+            or key.revoked_at is not None
+        ):
             return None
         return KeySnapshot(key.id, key.name, key.scope_set)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from services.core.plumbing.clock import as_utc
 from services.core.errors import NotFound
 from services.core.models import AreaProtection, Token
+from services.core.plumbing.clock import as_utc
 from services.core.tokens.lifecycle import on_first_activation, require_step_up
 from shared.events.area import AreaProtectionChanged
 

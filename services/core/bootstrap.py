@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import logging
 
+# First-activation hooks (sso protected by default, recovery token) register on import.
+import services.core.areas  # noqa: F401
+import services.core.factors.push.factor  # noqa: F401
+import services.core.factors.sms.factor  # noqa: F401
+
+# Token types register themselves on import.
+import services.core.factors.totp.factor  # noqa: F401
+import services.core.recovery  # noqa: F401
 from services.core.plumbing.clock import Clock, SystemClock
 from services.core.plumbing.context import Context
 from services.core.plumbing.crypto import keyring_from_settings
@@ -17,15 +25,6 @@ from services.core.plumbing.messaging.outbox import (
 )
 from services.core.plumbing.messaging.publisher import CeleryPublisher, Publisher
 from services.core.plumbing.settings import Settings
-
-# Token types register themselves on import.
-import services.core.factors.totp.factor  # noqa: F401
-import services.core.factors.sms.factor  # noqa: F401  (SMS, issue 3)
-
-# First-activation hooks (sso protected by default, recovery token) register on import.
-import services.core.areas  # noqa: F401
-import services.core.recovery  # noqa: F401
-import services.core.factors.push.factor  # noqa: F401
 
 log = logging.getLogger(__name__)
 

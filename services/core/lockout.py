@@ -25,7 +25,7 @@ class ThrottlePolicy:
         over = failures - self.free_failures
         if over <= 0:
             return 0.0
-        return min(self.max_seconds, self.base_seconds * 2 ** (over - 1))
+        return min(self.max_seconds, self.base_seconds * 2.0 ** (over - 1))
 
     def should_lock(self, failures: int) -> bool:
         return failures >= self.max_failures

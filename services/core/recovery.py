@@ -24,12 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from services.core.plumbing.crypto import constant_time_equal, sha256_hex
 from services.core.errors import Gone, InvalidCode, NotFound, Throttled
-from services.core.models import Token, UserProfile
-from services.core.tokens.lifecycle import on_first_activation
 from services.core.lockout import ThrottlePolicy, next_backoff, wait_seconds
-from shared.events.recovery import RecoveryFailed, RecoveryIssued, RecoveryUsed
+from services.core.models import Token, UserProfile
+from services.core.plumbing.crypto import constant_time_equal, sha256_hex
+from services.core.plumbing.db import affected_rows
+from services.core.tokens.lifecycle import on_first_activation
+from shared.events.recovery import (
+    RecoveryFailed,
+    RecoveryFailureReason,
+    RecoveryIssued,
+    RecoveryUsed,
+)
 from shared.events.token import TokenDeleted
 
 if TYPE_CHECKING:
@@ -113,12 +119,13 @@ def download(ctx: Context, uow: UnitOfWork, user_id: str) -> Download:
     pending = profile.recovery_pending_enc
     if pending is None:
         raise Gone("the recovery token was already downloaded", code="recovery_token_downloaded")
-    won = uow.session.execute(
+    won = affected_rows(
+        uow.session,
         update(UserProfile)
         .where(UserProfile.user_id == user_id, UserProfile.recovery_pending_enc == pending)
         .values(recovery_pending_enc=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if won != 1:
         raise Gone("the recovery token was already downloaded", code="recovery_token_downloaded")
     profile.recovery_pending_enc = None
@@ -172,7 +179,8 @@ def redeem(ctx: Context, uow: UnitOfWork, user_id: str, supplied: str) -> int:
         uow.commit()
         raise InvalidCode("the recovery token is not valid", code="invalid_recovery_token")
     # Compare-and-set: a token redeemed twice at once resets only once.
-    won = uow.session.execute(
+    won = affected_rows(
+        uow.session,
         update(UserProfile)
         .where(UserProfile.user_id == user_id, UserProfile.recovery_hash == stored)
         .values(
@@ -181,8 +189,8 @@ def redeem(ctx: Context, uow: UnitOfWork, user_id: str, supplied: str) -> int:
             recovery_failures=0,
             recovery_backoff_until=None,
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if won != 1:
         raise InvalidCode("the recovery token is not valid", code="invalid_recovery_token")
     recovery_id = profile.recovery_id
@@ -205,7 +213,9 @@ def redeem(ctx: Context, uow: UnitOfWork, user_id: str, supplied: str) -> int:
     return len(tokens)
 
 
-def _record_failure(ctx: Context, uow: UnitOfWork, profile: UserProfile, reason: str) -> None:
+def _record_failure(
+    ctx: Context, uow: UnitOfWork, profile: UserProfile, reason: RecoveryFailureReason
+) -> None:
     failures = uow.session.execute(  # counted in SQL so that concurrent guesses all count
         update(UserProfile)
         .where(UserProfile.user_id == profile.user_id)
@@ -215,4 +225,4 @@ def _record_failure(ctx: Context, uow: UnitOfWork, profile: UserProfile, reason:
     ).scalar_one()
     profile.recovery_failures = failures
     profile.recovery_backoff_until = next_backoff(_policy(ctx), failures, ctx.clock.now())
-    uow.emit(RecoveryFailed(reason=reason), user_id=profile.user_id)  # type: ignore[arg-type]
+    uow.emit(RecoveryFailed(reason=reason), user_id=profile.user_id)

@@ -8,7 +8,9 @@ from pydantic import NonNegativeInt
 from shared.envelope import EventData
 from shared.registry import event
 
-__all__ = ["RecoveryFailed", "RecoveryIssued", "RecoveryUsed"]
+__all__ = ["RecoveryFailed", "RecoveryFailureReason", "RecoveryIssued", "RecoveryUsed"]
+
+RecoveryFailureReason = Literal["invalid", "throttled", "none_issued"]
 
 
 @event
@@ -39,4 +41,4 @@ class RecoveryFailed(EventData):
     TYPE = "recovery.failed"
     VERSION = 1
 
-    reason: Literal["invalid", "throttled", "none_issued"]
+    reason: RecoveryFailureReason

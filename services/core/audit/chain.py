@@ -17,8 +17,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from services.core.plumbing.clock import as_utc
 from services.core.models import AuditEntry
+from services.core.plumbing.clock import as_utc
 
 GENESIS = "0" * 64
 
@@ -87,14 +87,18 @@ def read_head(conn: Session | Connection) -> tuple[int, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def prepare(conn: Session | Connection, envelopes: list[dict[str, Any]], recorded_at: datetime) -> Batch:
+def prepare(
+    conn: Session | Connection, envelopes: list[dict[str, Any]], recorded_at: datetime
+) -> Batch:
     """The rows ``envelopes`` would add after the current head (hashing is the costly part)."""
     ids = [uuid.UUID(e["event_id"]) for e in envelopes]
-    seen = set(conn.execute(select(AuditEntry.event_id).where(AuditEntry.event_id.in_(ids))).scalars())
+    seen = set(
+        conn.execute(select(AuditEntry.event_id).where(AuditEntry.event_id.in_(ids))).scalars()
+    )
     head = read_head(conn)
     position, prev = head if head else (0, GENESIS)
     entries: list[AuditEntry] = []
-    for event_id, envelope in zip(ids, envelopes):
+    for event_id, envelope in zip(ids, envelopes, strict=True):
         if event_id in seen:
             continue
         seen.add(event_id)
@@ -118,7 +122,10 @@ def append_prepared(session: Session, batch: Batch, envelopes: list[dict[str, An
 def _insert(session: Session, entries: list[AuditEntry]) -> list[AuditEntry]:
     """One INSERT for the rows (the entries themselves stay out of the session)."""
     if entries:
-        session.execute(insert(AuditEntry.__table__), [{c: getattr(e, c) for c in _COLUMNS} for e in entries])
+        session.execute(
+            insert(AuditEntry.__table__),
+            [{c: getattr(e, c) for c in _COLUMNS} for e in entries],
+        )
     return entries
 
 

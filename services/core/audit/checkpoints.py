@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.audit.signing import CheckpointSigner
-from services.core.plumbing.clock import as_utc
 from services.core.models import AuditCheckpoint, AuditEntry
+from services.core.plumbing.clock import as_utc
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,15 @@ class CheckpointPolicy:
 
 def latest(session: Session) -> AuditCheckpoint | None:
     return session.scalar(
-        select(AuditCheckpoint).order_by(AuditCheckpoint.position.desc(), AuditCheckpoint.id.desc()).limit(1)
+        select(AuditCheckpoint)
+        .order_by(AuditCheckpoint.position.desc(), AuditCheckpoint.id.desc())
+        .limit(1)
     )
 
 
-def is_due(last: AuditCheckpoint | None, head_position: int, now: datetime, policy: CheckpointPolicy) -> bool:
+def is_due(
+    last: AuditCheckpoint | None, head_position: int, now: datetime, policy: CheckpointPolicy
+) -> bool:
     if head_position <= 0:
         return False
     if last is None:
@@ -44,7 +48,9 @@ def is_due(last: AuditCheckpoint | None, head_position: int, now: datetime, poli
     return (now - as_utc(last.signed_at)).total_seconds() >= policy.every_seconds
 
 
-def write(session: Session, signer: CheckpointSigner, position: int, hash_: str, now: datetime) -> AuditCheckpoint:
+def write(
+    session: Session, signer: CheckpointSigner, position: int, hash_: str, now: datetime
+) -> AuditCheckpoint:
     checkpoint = AuditCheckpoint(
         position=position,
         hash=hash_,
@@ -57,9 +63,15 @@ def write(session: Session, signer: CheckpointSigner, position: int, hash_: str,
 
 
 def maybe_checkpoint(
-    session: Session, signer: CheckpointSigner, now: datetime, policy: CheckpointPolicy, *, force: bool = False
+    session: Session,
+    signer: CheckpointSigner,
+    now: datetime,
+    policy: CheckpointPolicy,
+    *,
+    force: bool = False,
 ) -> AuditCheckpoint | None:
-    """Sign the current head if a checkpoint is due (or ``force``); the caller holds the chain lock."""
+    """Sign the current head if a checkpoint is due (or ``force``); the caller holds the chain
+    lock."""
     head = session.execute(
         select(AuditEntry.position, AuditEntry.hash).order_by(AuditEntry.position.desc()).limit(1)
     ).first()

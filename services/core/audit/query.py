@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.core.plumbing.clock import as_utc
 from services.core.models import AuditEntry
+from services.core.plumbing.clock import as_utc
 
 MAX_PAGE = 500
 
@@ -41,7 +41,9 @@ def row_dict(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def page(session: Session, *, after: int = 0, limit: int = 100, where: AuditFilter | None = None) -> list[AuditEntry]:
+def page(
+    session: Session, *, after: int = 0, limit: int = 100, where: AuditFilter | None = None
+) -> list[AuditEntry]:
     """Rows with position > ``after``, oldest first, at most ``limit`` (≤ MAX_PAGE)."""
     limit = max(1, min(limit, MAX_PAGE))
     stmt = select(AuditEntry).where(AuditEntry.position > after)

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from services.core.audit import chain
 from services.core.audit.checkpoints import CheckpointPolicy, maybe_checkpoint
 from services.core.audit.signing import CheckpointSigner, CheckpointVerifier, signer_from_settings
-from services.core.plumbing.db import read_only
 from services.core.models import AuditEntry
+from services.core.plumbing.db import read_only
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context
@@ -30,7 +30,9 @@ def verifier_for(ctx: Context) -> CheckpointVerifier:
 
 def policy_for(ctx: Context) -> CheckpointPolicy:
     s = ctx.settings
-    return CheckpointPolicy(every_rows=s.audit_checkpoint_rows, every_seconds=s.audit_checkpoint_every)
+    return CheckpointPolicy(
+        every_rows=s.audit_checkpoint_rows, every_seconds=s.audit_checkpoint_every
+    )
 
 
 def record(
@@ -40,7 +42,8 @@ def record(
     signer: CheckpointSigner,
     policy: CheckpointPolicy,
 ) -> AuditEntry | None:
-    """Append ``envelope`` (once per event_id) and checkpoint if due, in the caller's transaction."""
+    """Append ``envelope`` (once per event_id) and checkpoint if due, in the caller's
+    transaction."""
     entry = chain.append(session, envelope, now)
     if entry is not None:
         maybe_checkpoint(session, signer, now, policy)
@@ -49,8 +52,8 @@ def record(
 
 def record_many_in(ctx: Context, envelopes: list[dict[str, Any]]) -> int:
     """Append a batch: the rows are hashed against a head read without the write lock,
-    then written under it (a batch of 200 hashed under the lock held every API writer
-    back for tens of ms, issue 7). One checkpoint if one fell due within the batch, so
+    then written under it (hashing a batch under the lock would hold every API writer
+    back meanwhile). One checkpoint if one fell due within the batch, so
     a checkpoint may sign up to a batch more rows than ``every_rows``."""
     signer, policy = signer_for(ctx), policy_for(ctx)
     now = ctx.clock.now()

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from services.core.audit.chain import GENESIS, OUTCOMES, canonical_row, row_hash
 from services.core.audit.signing import CheckpointVerifier
-from services.core.plumbing.clock import as_utc
 from services.core.models import AuditCheckpoint, AuditEntry
+from services.core.plumbing.clock import as_utc
 
 BATCH = 1000
 
@@ -73,16 +73,23 @@ def verify_chain(session: Session, verifier: CheckpointVerifier | None = None) -
     while True:
         batch = list(
             session.scalars(
-                select(AuditEntry).where(AuditEntry.position > after).order_by(AuditEntry.position).limit(BATCH)
+                select(AuditEntry)
+                .where(AuditEntry.position > after)
+                .order_by(AuditEntry.position)
+                .limit(BATCH)
             )
         )
         for entry in batch:
             if entry.position != expected_position:
-                return VerifyResult(False, checked, expected_position,
-                                    f"row {expected_position} is missing (next is {entry.position})")
+                return VerifyResult(
+                    False, checked, expected_position,
+                    f"row {expected_position} is missing (next is {entry.position})",
+                )
             if entry.prev_hash != prev_hash:
-                return VerifyResult(False, checked, entry.position,
-                                    "prev_hash does not link to the row before (row removed or reordered)")
+                return VerifyResult(
+                    False, checked, entry.position,
+                    "prev_hash does not link to the row before (row removed or reordered)",
+                )
             problem = _row_problem(entry)
             checked += 1
             if problem:
@@ -115,9 +122,11 @@ def _check_checkpoint(
                             "the latest checkpoint's signature does not verify",
                             head_or_none, cp.position)
     if cp.position > head:
-        return VerifyResult(False, checked, head + 1,
-                            f"the chain ends at {head} but a signed checkpoint covers {cp.position} "
-                            "(tail cut)", head_or_none, cp.position)
+        return VerifyResult(
+            False, checked, head + 1,
+            f"the chain ends at {head} but a signed checkpoint covers {cp.position} (tail cut)",
+            head_or_none, cp.position,
+        )
     stored = session.scalar(select(AuditEntry.hash).where(AuditEntry.position == cp.position))
     if stored != cp.hash:
         return VerifyResult(False, checked, cp.position,

@@ -4,9 +4,9 @@ from services.core.models.apikeys import ApiKey
 from services.core.models.audit import AuditCheckpoint, AuditEntry
 from services.core.models.challenges import Challenge, ChallengeState
 from services.core.models.messaging import OutboxEvent, ProcessedEvent
-from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery  # SMS (issue 3)
-from services.core.models.tokens import Token, TokenState
 from services.core.models.push import PushBlock, PushChallenge, PushToken
+from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery
+from services.core.models.tokens import Token, TokenState
 from services.core.models.users import AreaProtection, UserProfile
 
 __all__ = [
@@ -18,7 +18,7 @@ __all__ = [
     "ChallengeState",
     "OutboxEvent",
     "ProcessedEvent",
-    "DeliveryState",  # SMS (issue 3)
+    "DeliveryState",
     "SmsCode",
     "SmsDelivery",
     "PushBlock",

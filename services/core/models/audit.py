@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.core.plumbing.db import Base, JsonDict, UtcDateTime
 from services.core.models.messaging import BigIntPk
+from services.core.plumbing.db import Base, JsonDict, UtcDateTime
 
 
 class AuditEntry(Base):

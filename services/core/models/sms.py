@@ -41,7 +41,8 @@ class DeliveryState:
     SENT = "sent"  # the provider accepted it (provider_message_id known)
     DELIVERED = "delivered"  # the provider's status callback said so
     FAILED = "failed"  # permanent error, retries exhausted, or a failed/undelivered callback
-    UNKNOWN = "unknown"  # a worker died mid-send; not resent (see services.core.factors.sms.delivery)
+    # a worker died mid-send; not resent (see services.core.factors.sms.delivery)
+    UNKNOWN = "unknown"
 
     FINAL = (SENT, DELIVERED, FAILED, UNKNOWN)
 

@@ -22,16 +22,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+T_co = TypeVar("T_co", covariant=True)
 
 log = logging.getLogger(__name__)
 
 
+class ItemSource(Protocol[T_co]):
+    """The reading side of a ``queue.Queue`` or ``queue.SimpleQueue``."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T_co: ...
+
+    def get_nowait(self) -> T_co: ...
+
+
 def take_batch(
-    q: queue.Queue[T | None] | queue.SimpleQueue[T | None], max_batch: int, linger: float, urgent: Callable[[T], bool] | None = None
+    q: ItemSource[T | None], max_batch: int, linger: float,
+    urgent: Callable[[T], bool] | None = None,
 ) -> tuple[list[T], bool]:
     """Block for one item, then take what arrives within ``linger`` s (at most ``max_batch``).
 
@@ -89,7 +99,7 @@ class Batcher(Generic[T, R]):
     def _loop(self) -> None:
         busy = False
         while True:
-            batch, _ = take_batch(self._queue, self._max_batch, self._linger if busy else 0.0)  # type: ignore[arg-type]
+            batch, _ = take_batch(self._queue, self._max_batch, self._linger if busy else 0.0)
             busy = len(batch) > 1
             self._run(batch)
 
@@ -112,5 +122,5 @@ class Batcher(Generic[T, R]):
             for _, future in batch:
                 future.set_exception(exc)
             return
-        for (_, future), result in zip(batch, results):
+        for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)

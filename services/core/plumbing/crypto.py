@@ -31,7 +31,9 @@ class Keyring:
         try:
             self._fernets = [Fernet(k) for k in keys]
         except (ValueError, TypeError) as exc:
-            raise KeyringError("TWOFA_ENCRYPTION_KEYS holds a key that is not a Fernet key") from exc
+            raise KeyringError(
+                "TWOFA_ENCRYPTION_KEYS holds a key that is not a Fernet key"
+            ) from exc
         self._multi = MultiFernet(self._fernets)
         # One MAC key per encryption key, derived so that the raw key never doubles as a MAC key.
         self._mac_keys = [_derive_mac_key(k) for k in keys]

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, String, create_engine, event
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker, Session
+from sqlalchemy import JSON, DateTime, Executable, MetaData, String, Table, create_engine, event
+from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -33,11 +33,23 @@ JsonDict = Annotated[dict[str, Any], mapped_column(JSON)]
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model here is mapped to a Table (DeclarativeBase allows any FromClause), so the
+    # Core statements that use ``Model.__table__`` can insert into and update it.
+    __table__: ClassVar[Table]
+
+
+def affected_rows(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session; the rows it changed tell a compare-and-set
+    whether it won."""
+    # Session.execute is typed to return a Result; for a DML statement it is a CursorResult.
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         _WriterQueue(_lock_path(engine)).install(engine)
         return engine
@@ -63,8 +75,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     # Reads through a memory map, shared by every connection and process, instead of a
-    # read() into each connection's 2 MiB page cache: with a million tokens a login's
-    # B-tree lookups cost 19 % more CPU than with a thousand, 15 % with the map (issue 7).
+    # read() into each connection's own page cache, so that a login's B-tree lookups
+    # stay cheap as the token table grows.
     cur.execute("PRAGMA mmap_size=1073741824")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -93,12 +105,11 @@ class _WriterQueue:
 
     Writers queue twice, so that the file lock passes from one to the next at once instead
     of through SQLite's busy handler, which polls it with sleeps of 1, 2, 5 … 100 ms
-    (measured: long tails under 8 concurrent logins, and with the API workers, the relay
-    and the audit consumer all writing, p99 of 600 ms and a third of the throughput,
-    issue 7): threads of one process on a Python lock, then processes on an ``flock`` of a
-    file beside the database, which the kernel hands to the next waiter on release and
-    drops when its holder dies. SQLite's own busy timeout remains for writers that are
-    not ours (the sqlite3 shell).
+    (long tails and lost throughput once the API workers, the relay and the audit
+    consumer all write): threads of one process on a Python lock, then processes on an
+    ``flock`` of a file beside the database, which the kernel hands to the next waiter on
+    release and drops when its holder dies. SQLite's own busy timeout remains for writers
+    that are not ours (the sqlite3 shell).
     """
 
     KEY = "twofa_writer_lock"

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Table, and_, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.plumbing.crypto import Keyring
-from services.core.plumbing.db import Base
+from services.core.plumbing.db import Base, affected_rows
 
 SUFFIX = "_enc"
 
@@ -48,7 +48,9 @@ def secret_columns() -> Iterator[tuple[Table, list[Column[str]]]]:
             yield table, cols
 
 
-def rotate_all(sessions: sessionmaker[Session], keyring: Keyring, batch_size: int = 500) -> RotationReport:
+def rotate_all(
+    sessions: sessionmaker[Session], keyring: Keyring, batch_size: int = 500
+) -> RotationReport:
     report = RotationReport()
     for table, cols in sorted(secret_columns(), key=lambda tc: tc[0].name):
         for col in cols:
@@ -100,11 +102,12 @@ def _rotate_value(
     except InvalidToken:
         report.failed[name] = report.failed.get(name, 0) + 1
         return
-    won = session.execute(
+    won = affected_rows(
+        session,
         update(table)
-        .where(and_(*(c == v for c, v in zip(pk, key))), col == old)
-        .values({col.name: new})
-    ).rowcount
+        .where(and_(*(c == v for c, v in zip(pk, key, strict=True))), col == old)
+        .values({col.name: new}),
+    )
     if won == 1:
         report.rotated[name] += 1
     else:

@@ -58,11 +58,15 @@ class Settings(BaseSettings):
     # providers
     sms_provider: Literal["console", "twilio"] = "console"
     push_provider: Literal["console", "fcm"] = "console"
-    twilio_account_sid: str | None = Field(None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID"))
+    twilio_account_sid: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID")
+    )
     twilio_auth_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN")
     )
-    twilio_from_number: str | None = Field(None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER"))
+    twilio_from_number: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER")
+    )
     twilio_messaging_service_sid: str | None = Field(
         None, validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID")
     )
@@ -70,12 +74,12 @@ class Settings(BaseSettings):
     fcm_credentials_file: Path | None = None
     fcm_api_url: str = "https://fcm.googleapis.com"
 
-    # recovery token (issue 5): per-user back-off on wrong guesses
+    # recovery token: per-user back-off on wrong guesses
     recovery_free_failures: int = Field(3, ge=0, le=20)
     recovery_backoff_base_seconds: float = Field(10.0, gt=0, le=3600)
     recovery_backoff_max_seconds: float = Field(3600.0, gt=0, le=86400)
 
-    # SMS (issue 3): code lifetime, throttles, quota, delivery retries
+    # SMS: code lifetime, throttles, quota, delivery retries
     sms_code_ttl_seconds: int = Field(300, ge=30, le=600)
     sms_code_attempts: int = Field(3, ge=1, le=10)
     sms_resend_interval_seconds: int = Field(30, ge=0, le=3600)  # per number and per user
@@ -85,14 +89,14 @@ class Settings(BaseSettings):
     sms_max_retries: int = Field(6, ge=0, le=20)
     sms_retry_backoff_max_seconds: int = Field(60, ge=1, le=3600)
 
-    # audit log and per-user failure cap (issue 6)
+    # audit log and per-user failure cap
     audit_signing_key: SecretStr | None = None  # Ed25519: base64 raw 32-byte private key or PEM
     audit_checkpoint_rows: int = Field(100, ge=1, le=100_000)
     audit_checkpoint_every: float = Field(300.0, gt=0, le=86_400)  # seconds
     user_max_failures: int = Field(30, ge=1, le=NIST_MAX_FAILURES)
     user_backoff_max_seconds: float = Field(3600.0, gt=0, le=86_400)
 
-    # push tokens (privacyIDEA Authenticator protocol, issue 4)
+    # push tokens (privacyIDEA Authenticator protocol)
     push_ttl_seconds: int = Field(120, ge=10, le=600)  # answer window of a push challenge
     push_presence_options: int = Field(3, ge=0, le=10)  # number matching: 0 = off, else 2-10
     push_presence_type: Literal["NUMERIC", "ALPHABETIC"] = "NUMERIC"
@@ -106,7 +110,7 @@ class Settings(BaseSettings):
     push_title: str = Field("twofa", min_length=1, max_length=128)
     push_question: str = Field("Do you want to confirm the login?", min_length=1, max_length=512)
 
-    # performance (issue 7, bench/): verified API keys are cached in each API process for
+    # performance (see bench/): verified API keys are cached in each API process for
     # this long (a revoked key stops working within it); threads per API worker that run
     # the (sync) endpoints: 0 keeps anyio's default of 40.
     api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
@@ -136,14 +140,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_insecure_defaults(self) -> "Settings":
+    def _refuse_insecure_defaults(self) -> Settings:
         if self.is_dev:
             return self
         problems = []
         if self.encryption_keys is None:
             problems.append("TWOFA_ENCRYPTION_KEYS is required (Fernet keys, comma-separated)")
         if self.audit_signing_key is None:
-            problems.append("TWOFA_AUDIT_SIGNING_KEY is required (Ed25519 private key, base64 or PEM)")
+            problems.append(
+                "TWOFA_AUDIT_SIGNING_KEY is required (Ed25519 private key, base64 or PEM)"
+            )
         if self.sms_provider == "console":
             problems.append("TWOFA_SMS_PROVIDER=console writes codes to a file; use twilio")
         if self.push_provider == "console":
@@ -157,8 +163,8 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _sms_provider_is_complete(self) -> "Settings":
-        # SMS (issue 3): refuse at startup what would only fail at the first send.
+    def _sms_provider_is_complete(self) -> Settings:
+        # SMS: refuse at startup what would only fail at the first send.
         if self.sms_provider == "twilio":
             missing = [n for n, v in (("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
                                       ("TWILIO_AUTH_TOKEN", self.twilio_auth_token)) if not v]
@@ -170,7 +176,9 @@ class Settings(BaseSettings):
 
     @property
     def push_is_poll_only(self) -> bool:
-        return self.push_provider == "console" if self.push_poll_only is None else self.push_poll_only
+        if self.push_poll_only is None:
+            return self.push_provider == "console"
+        return self.push_poll_only
 
     @property
     def is_dev(self) -> bool:

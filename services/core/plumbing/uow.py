@@ -2,9 +2,9 @@
 
 Services call ``uow.emit(...)`` to add an event to the current transaction; ``commit()``
 writes every emitted event to the outbox in one INSERT … RETURNING (an ORM insert per
-event cost ~0.7 ms each on the login path, issue 7) and commits it with the state
-change. Nothing is published until that commit has succeeded, and a unit of work that
-is left without commit rolls back, events included.
+event is costly on the login path) and commits it with the state change. Nothing is
+published until that commit has succeeded, and a unit of work that is left without commit
+rolls back, events included.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.core.models import OutboxEvent
 from services.core.plumbing.clock import Clock
 from services.core.plumbing.messaging.outbox import Dispatcher
-from services.core.models import OutboxEvent
 from shared.envelope import EventData
 from shared.registry import new_event
-
 
 # Built once: a statement object keeps its compiled form and cache key between calls.
 _INSERT_OUTBOX = insert(OutboxEvent.__table__).returning(
@@ -44,7 +43,7 @@ class UnitOfWork:
         self._pending: list[dict[str, Any]] = []
         self.session: Session
 
-    def __enter__(self) -> "UnitOfWork":
+    def __enter__(self) -> UnitOfWork:
         self.session = self._sessions()
         return self
 
@@ -83,7 +82,7 @@ class UnitOfWork:
             for e in self._pending
         ]
         result = self.session.connection().execute(_INSERT_OUTBOX, values)
-        return [(seq, env) for (seq,), env in zip(result.all(), self._pending)]
+        return [(seq, env) for (seq,), env in zip(result.all(), self._pending, strict=True)]
 
     def rollback(self) -> None:
         self._pending = []

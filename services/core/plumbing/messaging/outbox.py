@@ -20,11 +20,11 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.core.models import OutboxEvent
 from services.core.plumbing.batching import take_batch
 from services.core.plumbing.clock import Clock
-from services.core.plumbing.messaging.publisher import PublishError, Publisher
+from services.core.plumbing.messaging.publisher import Publisher, PublishError
 from services.core.plumbing.messaging.routes import commands
-from services.core.models import OutboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,9 @@ class PublishedMarker:
     """Marks published rows in batches from one daemon thread (one UPDATE per batch).
 
     For high-rate publishers (the SMS worker: one event per message): marking each row in a
-    write transaction of its own cost a third of the worker's database writes (issue 3
-    benchmark). Pending marks are flushed at interpreter exit; marks lost to a crash only
-    cause a harmless republish by the relay.
+    write transaction of its own is a large share of the worker's database writes. Pending
+    marks are flushed at interpreter exit; marks lost to a crash only cause a harmless
+    republish by the relay.
     """
 
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, max_batch: int = 500,
@@ -128,11 +128,11 @@ class BackgroundDispatcher:
 
     Events that only the audit log consumes wait up to ``linger`` s for company: the audit
     consumer appends a message's events in one transaction, and one message per login
-    step kept it 5–7 thousand events behind under load (issue 7). An event with another
+    step kept it thousands of events behind under load. An event with another
     consumer (an SMS or a push to send) is published at once, with whatever is queued.
 
     ``marker``: mark published rows in batches (API processes: a write transaction per
-    published batch competed with the requests for SQLite's write lock, issue 7).
+    published batch competed with the requests for SQLite's write lock).
     """
 
     def __init__(self, publisher: Publisher, sessions: sessionmaker[Session], clock: Clock,

@@ -41,7 +41,9 @@ class CeleryPublisher:
                 self._send(route, [batch], f"{batch[0]['event_id']}+{len(batch)}:{route.task}",
                            f"<{len(batch)} events>")
         except Exception as exc:  # kombu raises transport-specific errors
-            raise PublishError(f"broker refused a batch of {len(envelopes)}: {type(exc).__name__}") from exc
+            raise PublishError(
+                f"broker refused a batch of {len(envelopes)}: {type(exc).__name__}"
+            ) from exc
 
     def _send(self, route: Any, args: list[Any], task_id: str, argsrepr: str) -> None:
         # argsrepr: Celery would otherwise put saferepr(args) into the message headers (a

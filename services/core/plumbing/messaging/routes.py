@@ -21,7 +21,7 @@ class Route:
 
 AUDIT_APPEND = Route("twofa.audit.append", QUEUE_AUDIT)
 # Several events in one message, in outbox order: what publishers send to the audit log.
-# One broker message per event cost the API ~1 ms of CPU each (issue 7); the consumer
+# One broker message per event costs the API more CPU than the event itself; the consumer
 # appends a batch in one transaction. ``twofa.audit.append`` (one event per message) is
 # still consumed, for messages published before batches.
 AUDIT_APPEND_MANY = Route("twofa.audit.append_many", QUEUE_AUDIT)

@@ -8,8 +8,12 @@ import services.core.models  # noqa: F401  (fills the metadata)
 from services.core.plumbing.db import Base, make_engine
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
-engine = config.attributes.get("engine") or make_engine(url)
+engine = config.attributes.get("engine")
+if engine is None:
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("migrations need sqlalchemy.url (see migrate.alembic_config)")
+    engine = make_engine(url)
 
 with engine.connect() as connection:
     context.configure(

@@ -30,14 +30,21 @@ class TransientProviderError(ProviderError):
     ``retry_after`` is the provider's own hint in seconds, if it gave one.
     """
 
-    def __init__(self, message: str, *, retry_after: int | None = None, reason: str = "transient", **kw: object) -> None:
-        super().__init__(message, reason=reason, **kw)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, reason: str = "transient",
+        code: int | None = None, status: int | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, code=code, status=status)
         self.retry_after = retry_after
 
 
 class PermanentProviderError(ProviderError):
-    """The request itself is wrong (invalid number, unsubscribed, FCM token unregistered): no retry."""
+    """The request itself is wrong (invalid number, unsubscribed, FCM token unregistered):
+    no retry."""
 
-    def __init__(self, message: str, *, unregistered: bool = False, reason: str = "permanent", **kw: object) -> None:
-        super().__init__(message, reason=reason, **kw)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, unregistered: bool = False, reason: str = "permanent",
+        code: int | None = None, status: int | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, code=code, status=status)
         self.unregistered = unregistered

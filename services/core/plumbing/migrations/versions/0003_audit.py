@@ -7,9 +7,8 @@ The file name is the position in the chain; revision ids are stored in databases
 they never change.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0005'
 down_revision = "0002_sms"

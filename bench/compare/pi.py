@@ -48,7 +48,7 @@ def pi_version(env: Path) -> str:
     return f"privacyIDEA {pi}, gunicorn {gunicorn}"
 
 
-def _manage(env: Path, data: Path, *args: str, stdin: str | None = None) -> None:
+def manage(env: Path, data: Path, *args: str, stdin: str | None = None) -> None:
     menv = dict(os.environ, PRIVACYIDEA_CONFIGFILE=str(data / "pi.cfg"))
     proc = subprocess.run(
         [str(env / "bin" / "pi-manage"), *args], env=menv, cwd=data, input=stdin,
@@ -63,6 +63,17 @@ def configure(env: Path, cache: Path, users: int) -> Path:
     data = cache / f"pi-data-{users}"
     if (data / "tokens.json").exists():
         return data
+    tokens = [{"user": f"u{i}", "token_id": f"TOTPB{i:07d}", "secret_hex": secrets.token_hex(20)} for i in range(users)]
+    init_data_dir(env, data, [t["user"] for t in tokens])
+    manage(env, data, "admin", "add", "admin", "-p", secrets.token_hex(12))
+    import_totp(env, data, tokens)
+    (data / "tokens.json").write_text(json.dumps(tokens))  # the seeds the load needs
+    return data
+
+
+def init_data_dir(env: Path, data: Path, users: list[str]) -> None:
+    """A fresh privacyIDEA data directory: pi.cfg, keys, tables (SQLite in WAL mode), and a
+    realm ``REALM`` (the default realm) of ``users`` from a flat passwd file."""
     if data.exists():
         subprocess.run(["rm", "-rf", str(data)], check=True)
     data.mkdir(parents=True)
@@ -80,26 +91,29 @@ def configure(env: Path, cache: Path, users: int) -> Path:
             "",
         ])
     )
-    _manage(env, data, "setup", "create_enckey")
-    _manage(env, data, "setup", "create_audit_keys")
-    _manage(env, data, "setup", "create_tables")
+    manage(env, data, "setup", "create_enckey")
+    manage(env, data, "setup", "create_audit_keys")
+    manage(env, data, "setup", "create_tables")
     with sqlite3.connect(db) as conn:  # WAL is a property of the database file; it sticks
         conn.execute("PRAGMA journal_mode=WAL")
-    _manage(env, data, "admin", "add", "admin", "-p", secrets.token_hex(12))
     passwd = data / "users.passwd"
-    passwd.write_text("".join(f"u{i}:x:{10000 + i}:10000:User {i},,,:/home/u{i}:/bin/false\n" for i in range(users)))
+    passwd.write_text("".join(f"{u}:x:{10000 + i}:10000:User {i},,,:/home/{u}:/bin/false\n" for i, u in enumerate(users)))
     (data / "resolver.conf").write_text(repr({"fileName": str(passwd)}))
-    _manage(env, data, "config", "resolver", "create", RESOLVER, "passwdresolver", str(data / "resolver.conf"))
-    _manage(env, data, "config", "realm", "create", REALM, RESOLVER)
-    tokens = [{"user": f"u{i}", "token_id": f"TOTPB{i:07d}", "secret_hex": secrets.token_hex(20)} for i in range(users)]
+    manage(env, data, "config", "resolver", "create", RESOLVER, "passwdresolver", str(data / "resolver.conf"))
+    manage(env, data, "config", "realm", "create", REALM, RESOLVER)
+
+
+def import_totp(env: Path, data: Path, tokens: list[dict[str, str]]) -> None:
+    """``tokens``: ``{user, token_id, secret_hex}``, imported as OATH CSV version 2, which
+    assigns each token to its user."""
     csv = "# version: 2\n" + "".join(
         f"{t['user']}, {RESOLVER}, {REALM}, {t['token_id']}, {t['secret_hex']}, totp, 6, 30\n" for t in tokens
     )
     (data / "tokens.csv").write_text(csv)
-    _manage(env, data, "token", "import", str(data / "tokens.csv"))
-    (data / "tokens.csv").unlink()  # the seeds stay only in tokens.json, which the load needs
-    (data / "tokens.json").write_text(json.dumps(tokens))
-    return data
+    try:
+        manage(env, data, "token", "import", str(data / "tokens.csv"))
+    finally:
+        (data / "tokens.csv").unlink()  # the seeds stay only where the caller keeps them
 
 
 def serve(env: Path, data: Path, port: int, procs: Procs, workers: int = 2) -> str:

@@ -13,6 +13,7 @@ from services.api.routes import audit, challenges, health, tokens
 from services.api.routes import areas, recovery  # issue 5
 from services.api.routes import callbacks, sms  # SMS (issue 3)
 from services.api.routes import ttype_push  # PUSH (issue 4)
+from services.api.privacyidea import routes as privacyidea
 from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
 from services.core.plumbing.settings import Settings
@@ -20,6 +21,7 @@ from services.core.plumbing.settings import Settings
 ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router)
 ROUTERS += (callbacks.router, sms.enroll_router, sms.challenge_router)  # SMS (issue 3)
 ROUTERS += (ttype_push.router,)  # PUSH (issue 4)
+ROUTERS += (privacyidea.router,)  # the privacyIDEA-compatible relying-party API
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> FastAPI:
@@ -46,6 +48,6 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     app.state.ctx = ctx
     errors.install(app)
     for router in ROUTERS:
-        app.include_router(router, responses=errors.ERROR_RESPONSES)
+        app.include_router(router, responses=None if router is privacyidea.router else errors.ERROR_RESPONSES)
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
     return app

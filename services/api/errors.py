@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.api.privacyidea import envelope as pi_envelope
 from services.core.errors import DomainError, Throttled
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,11 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_input", f"invalid or missing: {', '.join(fields)}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if pi_envelope.owns(request.url.path):  # privacyIDEA's plugins parse only its shape
+            message = exc.detail if isinstance(exc.detail, str) else "error"
+            return pi_envelope.error(pi_envelope.PiError(exc.status_code, f"ERR{exc.status_code}: {message}",
+                                                         status=exc.status_code), getattr(exc, "headers", None))
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))

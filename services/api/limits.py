@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from services.api.privacyidea import envelope as pi_envelope
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -18,7 +19,7 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(send)
+            await _too_large(send, scope)
             return
         # Read the body up front (it is at most max_bytes) and replay it: an error raised
         # from inside receive() would reach FastAPI's body parser and turn into a 400.
@@ -31,7 +32,7 @@ class BodySizeLimit:
                 break
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                await _too_large(send)
+                await _too_large(send, scope)
                 return
             if not message.get("more_body", False):
                 break
@@ -42,8 +43,11 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send) -> None:
-    body: Any = json.dumps({"error": {"code": "too_large", "message": "request body too large"}})
+async def _too_large(send: Send, scope: Scope) -> None:
+    body: Any = json.dumps(
+        pi_envelope.error_body(413, "ERR413: request body too large") if pi_envelope.owns(scope.get("path", ""))
+        else {"error": {"code": "too_large", "message": "request body too large"}}
+    )
     await send(
         {
             "type": "http.response.start",

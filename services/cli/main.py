@@ -161,6 +161,10 @@ def parser() -> argparse.ArgumentParser:
     from services.cli import portal_cmd  # the reference portal (issue 8)
 
     portal_cmd.register(sub)
+
+    from services.cli import privacyidea_cmd
+
+    privacyidea_cmd.register(sub, _settings)
     return p
 
 

@@ -42,6 +42,11 @@ def audit_types(ctx: Context, user: str) -> list[str]:
 
 
 def enroll_and_activate(http: httpx.Client, user: str) -> str:
+    return enroll_totp(http, user)[0]
+
+
+def enroll_totp(http: httpx.Client, user: str) -> tuple[str, str]:
+    """An active TOTP token for ``user``: (token id, secret)."""
     r = http.post(f"/v1/users/{user}/tokens", json={"type": "totp", "description": "Pixel 8"})
     assert r.status_code == 201, r.text
     token_id = r.json()["token"]["id"]
@@ -54,7 +59,7 @@ def enroll_and_activate(http: httpx.Client, user: str) -> str:
     r = http.post(f"{base}/confirm", json={"code": oathtool(secret)})
     assert r.status_code == 200, r.text
     assert r.json()["token"]["state"] == "active"
-    return token_id
+    return token_id, secret
 
 
 def test_totp_enrollment_flows_through_broker_to_the_audit_worker(stack: Stack, ctx: Context, admin_key: str):

@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
     api_threads: int = Field(0, ge=0, le=200)
 
+    # privacyIDEA-compatible API (/validate/*, /auth): realm -> protected area, what a
+    # user without a second factor gets, how long a JWT of /auth lives, the CORS origins
+    # of in-browser pollers (empty: no CORS headers), the push_wait seconds (0: off)
+    pi_realms: str = ""
+    pi_default_area: str = "sso"
+    pi_no_token: Literal["accept", "reject"] = "accept"
+    pi_jwt_seconds: int = Field(3600, ge=60, le=86400)
+    pi_cors_origins: str = ""
+    pi_push_wait: int = Field(0, ge=0, le=60)
+
     # API edge
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)
 
@@ -131,6 +141,32 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
                 raise ValueError(f"invalid area name {name!r}")
         return ",".join(names)
+
+    @model_validator(mode="after")
+    def _pi_realms_name_areas(self) -> "Settings":
+        names = self.area_names
+        if self.pi_default_area not in names and "pi_default_area" in self.model_fields_set:
+            raise ValueError(f"TWOFA_PI_DEFAULT_AREA {self.pi_default_area!r} is not in TWOFA_AREAS")
+        for realm, area in self.pi_realm_areas.items():
+            if area not in names:
+                raise ValueError(f"TWOFA_PI_REALMS maps {realm!r} to {area!r}, which is not in TWOFA_AREAS")
+        return self
+
+    @property
+    def pi_realm_areas(self) -> dict[str, str]:
+        """``employees=sso,admins=portal-security`` as a dict; realm names are case-insensitive."""
+        pairs = (item.split("=", 1) for item in self.pi_realms.split(",") if item.strip())
+        return {realm.strip().lower(): area.strip() for realm, area in (p if len(p) == 2 else (p[0], "") for p in pairs)}
+
+    @property
+    def pi_area_without_realm(self) -> str:
+        """The area of a user named without a realm: ``sso``, or the catalogue's first area
+        when the catalogue has no ``sso`` and none was configured."""
+        return self.pi_default_area if self.pi_default_area in self.area_names else self.area_names[0]
+
+    @property
+    def pi_cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.pi_cors_origins.split(",") if o.strip())
 
     @field_validator("push_presence_options")
     @classmethod

@@ -29,13 +29,13 @@ from bench.compare import pi
 from bench.compare.procs import Procs, free_port
 from services.api.app import create_app
 from services.core.bootstrap import build_context
+from services.core.models import AreaProtection, Token
 from services.core.plumbing.clock import SystemClock
 from services.core.plumbing.db import Base, make_engine
 from services.core.plumbing.messaging.publisher import RecordingPublisher
-from services.core.models import AreaProtection, Token
+from services.core.plumbing.settings import Settings
 from services.core.privacyidea import accounts
 from services.core.privacyidea.validate import serial_of
-from services.core.plumbing.settings import Settings
 from tests.pi_plugins import PLUGINS
 
 CACHE = Path(__file__).resolve().parents[2] / "bench" / ".cache"

@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.core.plumbing.crypto import constant_time_equal, sha256_hex
 from services.core.models import PiServiceAccount
+from services.core.plumbing.crypto import constant_time_equal, sha256_hex
 
 __all__ = [
     "PiServiceAccount",

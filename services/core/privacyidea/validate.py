@@ -39,8 +39,8 @@ from services.core.privacyidea import transactions
 from services.core.privacyidea.users import PiUser
 
 if TYPE_CHECKING:
-    from services.core.plumbing.context import Context
     from services.core.challenges.store import Factor
+    from services.core.plumbing.context import Context
 
 # privacyIDEA's own texts: plugins show them, and some compare them.
 MATCHED_ONE = "matching 1 tokens"

@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     app.state.ctx = ctx
     errors.install(app)
     for router in ROUTERS:
-        app.include_router(router, responses=None if router is privacyidea.router else errors.ERROR_RESPONSES)
+        # privacyIDEA's routes declare their own error envelope
+        responses = None if router is privacyidea.router else errors.ERROR_RESPONSES
+        app.include_router(router, responses=responses)
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
     return app

@@ -58,9 +58,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if pi_envelope.owns(request.url.path):  # privacyIDEA's plugins parse only its shape
-            message = exc.detail if isinstance(exc.detail, str) else "error"
-            return pi_envelope.error(pi_envelope.PiError(exc.status_code, f"ERR{exc.status_code}: {message}",
-                                                         status=exc.status_code), getattr(exc, "headers", None))
+            text = exc.detail if isinstance(exc.detail, str) else "error"
+            status = exc.status_code
+            refusal = pi_envelope.PiError(status, f"ERR{status}: {text}", status=status)
+            return pi_envelope.error(refusal, getattr(exc, "headers", None))
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))

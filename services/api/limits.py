@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.api.privacyidea import envelope as pi_envelope
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.privacyidea import envelope as pi_envelope
 
 
 class BodySizeLimit:
@@ -44,10 +45,10 @@ class BodySizeLimit:
 
 
 async def _too_large(send: Send, scope: Scope) -> None:
-    body: Any = json.dumps(
-        pi_envelope.error_body(413, "ERR413: request body too large") if pi_envelope.owns(scope.get("path", ""))
-        else {"error": {"code": "too_large", "message": "request body too large"}}
-    )
+    if pi_envelope.owns(scope.get("path", "")):  # privacyIDEA's plugins parse only its shape
+        body: Any = json.dumps(pi_envelope.error_body(413, "ERR413: request body too large"))
+    else:
+        body = json.dumps({"error": {"code": "too_large", "message": "request body too large"}})
     await send(
         {
             "type": "http.response.start",

@@ -143,26 +143,31 @@ class Settings(BaseSettings):
         return ",".join(names)
 
     @model_validator(mode="after")
-    def _pi_realms_name_areas(self) -> "Settings":
+    def _pi_realms_name_areas(self) -> Settings:
         names = self.area_names
         if self.pi_default_area not in names and "pi_default_area" in self.model_fields_set:
-            raise ValueError(f"TWOFA_PI_DEFAULT_AREA {self.pi_default_area!r} is not in TWOFA_AREAS")
+            raise ValueError(f"TWOFA_PI_DEFAULT_AREA {self.pi_default_area!r} is not an area")
         for realm, area in self.pi_realm_areas.items():
             if area not in names:
-                raise ValueError(f"TWOFA_PI_REALMS maps {realm!r} to {area!r}, which is not in TWOFA_AREAS")
+                raise ValueError(f"TWOFA_PI_REALMS maps {realm!r} to {area!r}, which is not an area")
         return self
 
     @property
     def pi_realm_areas(self) -> dict[str, str]:
         """``employees=sso,admins=portal-security`` as a dict; realm names are case-insensitive."""
-        pairs = (item.split("=", 1) for item in self.pi_realms.split(",") if item.strip())
-        return {realm.strip().lower(): area.strip() for realm, area in (p if len(p) == 2 else (p[0], "") for p in pairs)}
+        out: dict[str, str] = {}
+        for item in self.pi_realms.split(","):
+            realm, _, area = item.partition("=")
+            if realm.strip():
+                out[realm.strip().lower()] = area.strip()
+        return out
 
     @property
     def pi_area_without_realm(self) -> str:
         """The area of a user named without a realm: ``sso``, or the catalogue's first area
         when the catalogue has no ``sso`` and none was configured."""
-        return self.pi_default_area if self.pi_default_area in self.area_names else self.area_names[0]
+        names = self.area_names
+        return self.pi_default_area if self.pi_default_area in names else names[0]
 
     @property
     def pi_cors_origin_list(self) -> tuple[str, ...]:

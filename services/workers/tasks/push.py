@@ -1,18 +1,18 @@
 """Queue ``push``: send a push challenge to the phone (``push.requested``).
 
-Transient provider errors retry with exponential backoff and jitter, honouring a
-Retry-After hint, capped far below the broker's visibility timeout (a countdown past it
-would be redelivered and run twice on Redis); time limits bound a stuck FCM call.
+Transient provider errors retry after ``retry_countdown`` (shared with the SMS worker),
+honouring a Retry-After hint; time limits bound a stuck FCM call.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from services.core.plumbing.messaging.routes import PUSH_SEND
+from services.core.plumbing.providers.retry import retry_countdown
+from services.core.plumbing.settings import Settings
 from services.core.factors.push.sender import PushSender, TransientProviderError, sender_from_settings
 from services.core.factors.push import delivery
 from services.workers.app import TASK_OPTIONS, app, context
@@ -30,9 +30,9 @@ def sender() -> PushSender:
     return _sender["s"]
 
 
-def countdown(retries: int, hint: int | None) -> float:
-    backoff = min(MAX_COUNTDOWN, 0.5 * 2**retries) * random.uniform(0.5, 1.0)
-    return float(min(MAX_COUNTDOWN, max(backoff, hint or 0)))
+def countdown(settings: Settings, retries: int, hint: int | None) -> float:
+    return retry_countdown(retries, base=0.5, cap=MAX_COUNTDOWN,
+                           visibility_timeout=settings.broker_visibility_timeout, hint=hint)
 
 
 @app.task(bind=True, name=PUSH_SEND.task, autoretry_for=(DBAPIError,), max_retries=MAX_RETRIES,
@@ -46,4 +46,4 @@ def send(self: Any, envelope: dict[str, Any]) -> str:
         if self.request.retries >= MAX_RETRIES:
             delivery.give_up(context(), env.event_id, cmd, exc.reason)
             return "gave_up"
-        raise self.retry(exc=exc, countdown=countdown(self.request.retries, exc.retry_after))
+        raise self.retry(exc=exc, countdown=countdown(context().settings, self.request.retries, exc.retry_after))

@@ -3,13 +3,12 @@
 Retries are explicit rather than ``autoretry_for``: the back-off cap must stay below the
 broker's visibility timeout (a Redis message whose countdown outlives it is delivered
 twice), and both come from Settings, which ``autoretry_for`` would freeze at import time.
-Exponential back-off with full jitter; the last attempt records ``sms.failed`` instead of
-raising (``deliver(last_attempt=True)``).
+The wait is ``retry_countdown``'s, shared with the push worker; the last attempt records
+``sms.failed`` instead of raising (``deliver(last_attempt=True)``).
 """
 
 from __future__ import annotations
 
-import random
 import threading
 from typing import Any
 
@@ -17,6 +16,7 @@ from celery import Task
 
 from services.core.plumbing.messaging.routes import SMS_SEND
 from services.core.plumbing.providers.errors import TransientProviderError
+from services.core.plumbing.providers.retry import retry_countdown
 from services.core.factors.sms.sender import SmsSender, build_sender
 from services.core.plumbing.settings import Settings
 from services.core.factors.sms.delivery import deliver
@@ -55,9 +55,9 @@ def reset() -> None:
         close()
 
 
-def backoff(settings: Settings, retries: int) -> float:
-    cap = min(settings.sms_retry_backoff_max_seconds, settings.broker_visibility_timeout - 1)
-    return random.uniform(0, min(cap, 2.0**retries))  # full jitter: 0..min(cap, 2^n) s
+def backoff(settings: Settings, retries: int, hint: int | None = None) -> float:
+    return retry_countdown(retries, base=1.0, cap=settings.sms_retry_backoff_max_seconds,
+                           visibility_timeout=settings.broker_visibility_timeout, hint=hint)
 
 
 @app.task(bind=True, name=SMS_SEND.task, max_retries=None, **TASK_OPTIONS)
@@ -70,4 +70,4 @@ def send(self: Task, envelope: dict[str, Any]) -> str:
     try:
         return deliver(ctx, sender(), cmd, env.user_id, last_attempt=last, ledger=ledger())
     except TransientProviderError as exc:
-        raise self.retry(exc=exc, countdown=backoff(ctx.settings, retries)) from None
+        raise self.retry(exc=exc, countdown=backoff(ctx.settings, retries, exc.retry_after)) from None

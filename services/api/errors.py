@@ -13,7 +13,16 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.privacyidea import envelope as pi_envelope
-from services.core.errors import DomainError, Throttled
+from services.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    InvalidCode,
+    NotFound,
+    Throttled,
+    Unprocessable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,17 @@ _HTTP_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
 }
+
+
+# Each kind of domain error and its HTTP status; a subclass answers as its nearest listed base.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404, Conflict: 409, InvalidCode: 422, Unprocessable: 422, Throttled: 429, Gone: 410,
+    Forbidden: 403, DomainError: 400,
+}
+
+
+def domain_status(exc: DomainError) -> int:
+    return next(DOMAIN_STATUS[k] for k in type(exc).__mro__ if k in DOMAIN_STATUS)
 
 
 # Domain error details a caller may act on; anything else a DomainError carries stays inside.
@@ -44,7 +64,7 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
         details = {k: exc.extra[k] for k in PUBLIC_DETAILS if k in exc.extra}
-        return error_response(exc.status, exc.code, exc.message, headers, **details)
+        return error_response(domain_status(exc), exc.code, exc.message, headers, **details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,11 +1,10 @@
-"""Domain errors. Each carries the HTTP status and a stable machine code; the API
-turns them into ``{"error": {"code", "message"}}`` without knowing the domain."""
+"""Domain errors: what went wrong, as a stable machine code and a message. They know
+nothing of HTTP; the API maps each kind to its status (``services/api/errors.py``)."""
 
 from __future__ import annotations
 
 
 class DomainError(Exception):
-    status = 400
     code = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None, **extra: object) -> None:
@@ -17,29 +16,24 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(DomainError):
     """The object is in a state where this step makes no sense."""
 
-    status = 409
     code = "wrong_state"
 
 
 class InvalidCode(DomainError):
-    status = 422
     code = "invalid_code"
 
 
 class Unprocessable(DomainError):
-    status = 422
     code = "invalid_input"
 
 
 class Throttled(DomainError):
-    status = 429
     code = "throttled"
 
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
@@ -48,10 +42,8 @@ class Throttled(DomainError):
 
 
 class Gone(DomainError):
-    status = 410
     code = "gone"
 
 
 class Forbidden(DomainError):
-    status = 403
     code = "forbidden"

@@ -3,7 +3,7 @@
 ``python -m bench.compare.breakdown [--logins N]`` prints one JSON line with CPU ms per
 login (create + verify, half of them with a wrong code) for three layers:
 
-- ``domain``: ``challenges.create`` and ``challenges.verify`` in a unit of work each, with a
+- ``domain``: ``challenges.create`` and ``challenges.verify`` (a unit of work each), with a
   recording publisher (the outbox rows are written and marked, nothing goes to a broker);
 - ``asgi``: the same two requests through the FastAPI app (routing, auth, validation,
   JSON), still with the recording publisher;
@@ -44,17 +44,13 @@ def _code(row: dict[str, str], valid: bool) -> str:
 
 
 def domain_login(ctx: Context, row: dict[str, str], valid: bool) -> None:
-    with ctx.uow() as uow:
-        view = challenges.create(ctx, uow, row["user"], "sso")
-        uow.commit()
+    view = challenges.create(ctx, row["user"], "sso")
     assert view.challenge is not None
-    with ctx.uow() as uow:
-        try:
-            challenges.verify(ctx, uow, view.challenge.id, _code(row, valid), uuid.UUID(row["token_id"]))
-            uow.commit()
-        except Exception:
-            if valid:
-                raise
+    try:
+        challenges.verify(ctx, view.challenge.id, _code(row, valid), uuid.UUID(row["token_id"]))
+    except Exception:
+        if valid:
+            raise
 
 
 class AsgiDriver:

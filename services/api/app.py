@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.limits import BodySizeLimit
-from services.api.routes import audit, challenges, health, tokens
+from services.api.routes import admin, audit, challenges, health, tokens
 from services.api.routes import areas, recovery  # issue 5
 from services.api.routes import callbacks, sms  # SMS (issue 3)
 from services.api.routes import ttype_push  # PUSH (issue 4)
@@ -22,6 +22,7 @@ ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.
 ROUTERS += (callbacks.router, sms.enroll_router, sms.challenge_router)  # SMS (issue 3)
 ROUTERS += (ttype_push.router,)  # PUSH (issue 4)
 ROUTERS += (privacyidea.router,)  # the privacyIDEA-compatible relying-party API
+ROUTERS += (admin.router,)
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> FastAPI:

@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.core.plumbing.clock import as_utc
+from services.core.factors.base import factor_for
 from services.core.models import Token
+from services.core.plumbing.clock import as_utc
+from shared.types import TokenType
 
 Code = Field(min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
 
@@ -37,7 +39,7 @@ class DeleteIn(Strict):
 
 class TokenOut(BaseModel):
     id: uuid.UUID
-    type: str
+    type: TokenType
     description: str
     state: str
     serial: str | None = None
@@ -46,6 +48,7 @@ class TokenOut(BaseModel):
     activated_at: datetime | None = None
     last_used_at: datetime | None = None
     locked: bool = False
+    takes_codes: bool = False  # the user can type a code from it (step-up)
 
     @classmethod
     def of(cls, token: Token) -> "TokenOut":
@@ -60,6 +63,7 @@ class TokenOut(BaseModel):
             activated_at=as_utc(token.activated_at) if token.activated_at else None,
             last_used_at=as_utc(token.last_used_at) if token.last_used_at else None,
             locked=token.state == "locked",
+            takes_codes=factor_for(token.type).takes_codes,
         )
 
 

@@ -119,6 +119,30 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    import uuid
+
+    from services.core import lockout
+    from services.core.bootstrap import build_context
+    from services.core.errors import NotFound
+    from services.core.plumbing.messaging.outbox import RelayDispatcher
+
+    try:
+        token_id = uuid.UUID(args.token) if args.token else None
+    except ValueError:
+        sys.exit(f"twofa: not a token id: {args.token}")
+    ctx = build_context(_settings(), background=False)
+    ctx.dispatcher = RelayDispatcher()
+    try:
+        changed = lockout.unlock(ctx, args.user, token_id)
+    except NotFound as exc:
+        sys.exit(f"twofa: {exc.message}")
+    finally:
+        ctx.engine.dispose()
+    print(f"unlocked {args.user}: {len(changed)} token(s) reset" + "".join(f"\n{t}" for t in changed))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twofa", description="twofa two-factor authentication service")
     sub = p.add_subparsers(dest="command", required=True)
@@ -152,6 +176,11 @@ def parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key_id")
     key.set_defaults(func=cmd_apikey)
+
+    unlock = sub.add_parser("unlock", help="clear a user's lockout: back-offs, failure counts, locked tokens")
+    unlock.add_argument("user")
+    unlock.add_argument("--token", help="only this token of the user (its id)")
+    unlock.set_defaults(func=cmd_unlock)
 
     from services.cli import audit_cmd, keys_cmd  # issue 6: audit and key commands
 

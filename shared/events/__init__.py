@@ -25,7 +25,7 @@ from shared.events.enrollment import (
 from shared.events.push import PushFailed, PushFraudReported, PushRequested, PushSent
 from shared.events.recovery import RecoveryFailed, RecoveryIssued, RecoveryUsed
 from shared.events.sms import SmsDelivered, SmsFailed, SmsRequested, SmsSent
-from shared.events.token import TokenDeleted, TokenLocked, TokenVerificationFailed
+from shared.events.token import TokenDeleted, TokenLocked, TokenUnlocked, TokenVerificationFailed
 
 __all__ = [
     "AreaProtectionChanged",
@@ -56,5 +56,6 @@ __all__ = [
     "SmsSent",
     "TokenDeleted",
     "TokenLocked",
+    "TokenUnlocked",
     "TokenVerificationFailed",
 ]

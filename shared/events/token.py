@@ -9,7 +9,7 @@ from shared.envelope import EventData
 from shared.registry import event
 from shared.types import TokenType
 
-__all__ = ["TokenDeleted", "TokenLocked", "TokenVerificationFailed"]
+__all__ = ["TokenDeleted", "TokenLocked", "TokenUnlocked", "TokenVerificationFailed"]
 
 
 @event
@@ -34,6 +34,18 @@ class TokenLocked(EventData):
     token_id: UUID
     token_type: TokenType
     consecutive_failures: NonNegativeInt
+
+
+@event
+class TokenUnlocked(EventData):
+    """An administrator cleared the token's failure count and back-off, and its lock if any."""
+
+    TYPE = "token.unlocked"
+    VERSION = 1
+
+    token_id: UUID
+    token_type: TokenType
+    was_locked: bool
 
 
 @event

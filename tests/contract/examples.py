@@ -44,6 +44,7 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
     "token.locked": lambda: ev.TokenLocked(
         token_id=TOKEN, token_type="totp", consecutive_failures=10
     ),
+    "token.unlocked": lambda: ev.TokenUnlocked(token_id=TOKEN, token_type="totp", was_locked=True),
     "token.verification_failed": lambda: ev.TokenVerificationFailed(
         token_id=TOKEN,
         token_type="sms",

@@ -1,4 +1,4 @@
-"""The SQL Core login path decides from a read taken before the write lock; what changed
+"""A verify decides from a read taken before the write lock; what changed
 in between must be caught by its compare-and-set writes and change nothing."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import delete, select, update
 
-from services.core.challenges import store
+from services.core.challenges import service as challenges
 from services.core.plumbing.context import Context
-from services.core.plumbing.db import read_only
 from services.core.errors import Conflict
 from services.core.models import Challenge, ChallengeState, OutboxEvent, Token
 from tests.integration.helpers import active_totp, totp_code
@@ -18,9 +17,7 @@ from tests.integration.test_verify_with_token import open_challenge
 
 
 def stale_row(ctx: Context, cid: str, token_id: str):
-    with read_only(ctx.engine) as conn:
-        row = store.load(conn, uuid.UUID(cid), uuid.UUID(token_id))
-    return store.checked_row(ctx, row, uuid.UUID(token_id))
+    return challenges.snapshot(ctx, uuid.UUID(cid), uuid.UUID(token_id))
 
 
 def snapshot(ctx: Context, cid: str, token_id: str) -> tuple:
@@ -41,8 +38,8 @@ def test_a_challenge_closed_since_the_read_is_not_verified_or_counted(ctx, api, 
         s.execute(update(Challenge).where(Challenge.id == uuid.UUID(cid)).values(state=ChallengeState.FAILED))
     before = snapshot(ctx, cid, token_id)
     code = totp_code(secret, clock) if code_ok else "000000"
-    with ctx.uow() as uow, pytest.raises(Conflict) as err:
-        store.check_code(ctx, uow, row, code, selecting=True)
+    with pytest.raises(Conflict) as err:
+        challenges.verify_snapshot(ctx, row, code, uuid.UUID(token_id))
     assert err.value.code == "challenge_closed"
     assert snapshot(ctx, cid, token_id) == before  # the step is not used up, no failure counted, no event
 
@@ -55,8 +52,8 @@ def test_a_factor_deleted_since_the_read_is_refused_and_nothing_is_counted(ctx, 
     with ctx.sessions.begin() as s:
         s.execute(delete(Token).where(Token.id == uuid.UUID(token_id)))
     before = snapshot(ctx, cid, token_id)
-    with ctx.uow() as uow, pytest.raises(Conflict) as err:
-        store.check_code(ctx, uow, row, "000000", selecting=True)
+    with pytest.raises(Conflict) as err:
+        challenges.verify_snapshot(ctx, row, "000000", uuid.UUID(token_id))
     assert err.value.code == "factor_unusable"
     assert snapshot(ctx, cid, token_id) == before
 
@@ -69,8 +66,8 @@ def test_a_step_taken_since_the_read_is_a_replay(ctx, api, enroll_headers, chall
     r = api.post(f"/v1/challenges/{first}/verify", json={"code": code, "token_id": token_id},
                  headers=challenge_headers)
     assert r.json()["status"] == "verified"
-    with ctx.uow() as uow, pytest.raises(Exception) as err:
-        store.check_code(ctx, uow, row, code, selecting=True)
+    with pytest.raises(Exception) as err:
+        challenges.verify_snapshot(ctx, row, code, uuid.UUID(token_id))
     assert getattr(err.value, "code", None) == "invalid_code"
     with ctx.sessions() as s:
         assert s.get(Challenge, uuid.UUID(second)).attempts == 1  # counted as a wrong code

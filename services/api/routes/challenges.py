@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.api.challenge_waiters import waiters
 
-from services.api.deps import Correlation, Ctx, Uow, model_response, require, run_db
+from services.api.deps import Correlation, Ctx, model_response, require, run_db
 from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
 from services.core.challenges import service as challenges
 from services.core.challenges.service import ChallengeView
@@ -34,7 +34,7 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
     if c is None:
         return ChallengeOut(status="not_required")
     return ChallengeOut(
-        status=challenges.effective_state(ctx, c),  # type: ignore[arg-type]
+        status=challenges.state_now(ctx, c),  # type: ignore[arg-type]
         challenge_id=c.id,
         user_id=c.user_id,
         area=c.area,
@@ -53,10 +53,7 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
 # ``run_db``: on SQLite in the event loop, elsewhere in one thread-pool call. A sync
 # endpoint with a sync unit-of-work dependency took three thread hops (issue 7).
 def _create(ctx: Context, correlation: str | None, body: ChallengeIn) -> ChallengeOut:
-    with ctx.uow(correlation) as uow:
-        view = challenges.create(ctx, uow, body.user_id, body.area)
-        uow.commit()
-    return challenge_out(ctx, view)
+    return challenge_out(ctx, challenges.create(ctx, body.user_id, body.area, correlation))
 
 
 @router.post("", response_model=ChallengeOut)
@@ -65,17 +62,12 @@ async def create(body: ChallengeIn, ctx: Ctx, correlation: Correlation) -> Respo
 
 
 @router.post("/{challenge_id}/select", response_model=ChallengeOut)
-def select(challenge_id: uuid.UUID, body: SelectIn, ctx: Ctx, uow: Uow) -> ChallengeOut:
-    view = challenges.select_factor(ctx, uow, challenge_id, body.token_id)
-    uow.commit()
-    return challenge_out(ctx, view)
+def select(challenge_id: uuid.UUID, body: SelectIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
+    return challenge_out(ctx, challenges.select_factor(ctx, challenge_id, body.token_id, correlation))
 
 
 def _verify(ctx: Context, correlation: str | None, challenge_id: uuid.UUID, body: VerifyIn) -> ChallengeOut:
-    with ctx.uow(correlation) as uow:
-        challenge = challenges.verify(ctx, uow, challenge_id, body.code, body.token_id)
-        uow.commit()
-    return challenge_out(ctx, challenge)
+    return challenge_out(ctx, challenges.verify(ctx, challenge_id, body.code, body.token_id, correlation))
 
 
 @router.post("/{challenge_id}/verify", response_model=ChallengeOut)
@@ -86,9 +78,8 @@ async def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation:
 
 
 def _read_once(ctx: Context, challenge_id: uuid.UUID) -> ChallengeOut:
-    with ctx.uow() as uow:  # one short session per read, released before any waiting
-        challenge = challenges.get(ctx, uow, challenge_id)
-        return challenge_out(ctx, ChallengeView(challenge, [], push_login.challenge_extras(uow, challenge)))
+    challenge = challenges.get(ctx, challenge_id)  # one short read, released before any waiting
+    return challenge_out(ctx, ChallengeView(challenge, [], push_login.challenge_extras(ctx, challenge)))
 
 
 @router.get("/{challenge_id}", response_model=ChallengeOut)

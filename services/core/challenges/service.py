@@ -1,9 +1,10 @@
-"""Login challenges: after the password, does (user, area) need a second factor,
-which factor does the user pick, and did the code (or the phone) say yes.
+"""The challenge use cases: create, select a factor, verify a code, answer a push,
+mark undeliverable, expire. One flow for every factor.
 
-A challenge is bound to its user and area, expires, is used once and allows a
-limited number of attempts. Its expiry is checked here on every read and answer;
-the expiry worker only makes the ``challenge.expired`` event happen on time.
+Each use case opens its unit of work and commits it. Reads happen before the write lock
+is taken (``db.read_only``); the rules decide from that read, and the store writes what
+they decided by compare-and-set. A failed check is itself a state change (the failure
+counts), so it is committed before the error is raised.
 """
 
 from __future__ import annotations
@@ -11,24 +12,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-
+from services.core import lockout
+from services.core.challenges import rules, store
+from services.core.challenges.rules import ChallengeSnapshot, Factor
+from services.core.errors import Conflict, Forbidden, InvalidCode, NotFound, Unprocessable
+from services.core.factors.base import ChallengeRef, TokenSnapshot, factor_for
+from services.core.models import Challenge, ChallengeState, TokenState
 from services.core.plumbing.db import read_only
-from services.core.errors import Conflict, Forbidden, Gone, InvalidCode, NotFound, Unprocessable
-from services.core.models import Challenge, ChallengeState, Token, TokenState
-from services.core.factors.base import factor_for
-from services.core.challenges import store
-from services.core.challenges.rules import CODE_READY_TYPES, effective_state
-from services.core.tokens.verification import check_token_code
-from shared.events.challenge import (
-    ChallengeExpired,
-    ChallengeFactorSelected,
-    ChallengeFailed,
-    ChallengeNotRequired,
-    ChallengeVerified,
-)
+from shared.events.challenge import ChallengeNotRequired
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context
@@ -38,11 +32,11 @@ if TYPE_CHECKING:
 @dataclass
 class ChallengeView:
     challenge: Challenge | None
-    factors: Sequence[store.Factor | Token] = field(default_factory=list)
+    factors: Sequence[Factor | TokenSnapshot] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def create(ctx: Context, uow: UnitOfWork, user_id: str, area: str) -> ChallengeView:
+def create(ctx: Context, user_id: str, area: str, correlation_id: str | None = None) -> ChallengeView:
     if area not in ctx.settings.area_names:
         raise Unprocessable(f"unknown area {area!r}", code="unknown_area")
     with read_only(ctx.engine) as conn:  # the write lock is taken only for the INSERT
@@ -50,147 +44,183 @@ def create(ctx: Context, uow: UnitOfWork, user_id: str, area: str) -> ChallengeV
     if protected and not factors and any_locked:
         # Fail closed: locking every token (by guessing) must not switch 2FA off.
         raise Forbidden("every second factor of this user is locked", code="factors_locked")
-    if not factors:
-        # Unknown users get this same answer: no account's existence is revealed.
-        uow.emit(ChallengeNotRequired(area=area), user_id=user_id)
-        return ChallengeView(None)
-    return ChallengeView(store.insert_challenge(ctx, uow, user_id, area, factors), factors)
+    with ctx.uow(correlation_id) as uow:
+        if not factors:
+            # Unknown users get this same answer: no account's existence is revealed.
+            uow.emit(ChallengeNotRequired(area=area), user_id=user_id)
+            uow.commit()
+            return ChallengeView(None)
+        now = ctx.clock.now()
+        values: dict[str, Any] = dict(
+            id=uuid.uuid4(), user_id=user_id, area=area, state=ChallengeState.PENDING, attempts=0,
+            max_attempts=ctx.settings.challenge_max_attempts, correlation_id=uow.correlation_id,
+            created_at=now, expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
+        )
+        store.insert(uow.session.connection(), values)
+        uow.emit(rules.created(values["id"], area, factors), user_id=user_id)
+        uow.commit()
+    return ChallengeView(Challenge(**values), factors)  # transient: the answer is built from it
 
 
-def get(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID) -> Challenge:
-    challenge = uow.session.get(Challenge, challenge_id)
+def get(ctx: Context, challenge_id: uuid.UUID) -> Challenge:
+    with read_only(ctx.engine) as conn:
+        challenge = store.get(conn, challenge_id)
     if challenge is None:
         raise NotFound("no such challenge", code="challenge_not_found")
     return challenge
 
 
-def _open(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID) -> Challenge:
-    challenge = get(ctx, uow, challenge_id)
-    state = effective_state(ctx, challenge)
-    if state == ChallengeState.EXPIRED:
-        raise Gone("the challenge has expired", code="challenge_expired")
-    if state != ChallengeState.PENDING:
-        raise Conflict(f"the challenge is {state}", code="challenge_closed")
+def state_now(ctx: Context, challenge: Challenge) -> str:
+    return rules.effective_state(challenge.state, challenge.expires_at, ctx.clock.now())
+
+
+def open_challenge(ctx: Context, challenge_id: uuid.UUID) -> Challenge:
+    """The challenge, if it can still be answered."""
+    challenge = get(ctx, challenge_id)
+    rules.refuse_if_closed(challenge.state, challenge.expires_at, ctx.clock.now())
     return challenge
 
 
-def select_factor(
-    ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID, token_id: uuid.UUID
-) -> ChallengeView:
-    challenge = _open(ctx, uow, challenge_id)
-    token = uow.session.get(Token, token_id)
-    if token is None or token.user_id != challenge.user_id or token.state != TokenState.ACTIVE:
-        raise NotFound("that factor is not available for this challenge", code="factor_not_found")
-    challenge.token_id, challenge.token_type = token.id, token.type
-    result = factor_for(token.type).select(ctx, uow, token, challenge)
-    uow.emit(
-        ChallengeFactorSelected(challenge_id=challenge.id, token_id=token.id, token_type=token.type),
-        user_id=challenge.user_id,
-    )
+def select_factor(ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID,
+                  correlation_id: str | None = None) -> ChallengeView:
+    """The user picks a factor: SMS sends a code, PUSH a request, TOTP nothing."""
+    with read_only(ctx.engine) as conn:
+        snap = rules.refuse_selection(store.snapshot(conn, challenge_id, token_id), ctx.clock.now())
+    token = snap.token
+    assert token is not None  # refuse_selection
+    with ctx.uow(correlation_id) as uow:
+        now = ctx.clock.now()
+        result = factor_for(token.type).select(ctx, uow, token, ChallengeRef(snap.id, snap.user_id, snap.area))
+        if not store.select_factor(uow.session.connection(), snap.id, token, now, result.expires_at):
+            raise Conflict("the challenge is closed", code="challenge_closed")  # the rollback undoes the send
+        uow.emit(rules.selected(snap.id, token), user_id=snap.user_id)
+        uow.commit()
+    challenge = _challenge_of(snap, token_id=token.id, token_type=token.type)
+    if result.expires_at is not None:
+        challenge.expires_at = result.expires_at
     return ChallengeView(challenge, [token], result.extras)
 
 
-def verify(
-    ctx: Context,
-    uow: UnitOfWork,
-    challenge_id: uuid.UUID,
-    code: str,
-    token_id: uuid.UUID | None = None,
-) -> Challenge:
-    """Check ``code`` for the selected factor; ``token_id`` selects a code-ready factor first.
+def verify(ctx: Context, challenge_id: uuid.UUID, code: str, token_id: uuid.UUID | None = None,
+           correlation_id: str | None = None) -> Challenge:
+    """Check ``code`` for the selected factor; ``token_id`` may select a factor whose code
+    exists before selection (TOTP) in the same request, emitting both events.
 
-    With ``token_id`` and no factor selected yet, this is exactly ``select_factor`` then
-    ``verify`` in one unit of work (both events are emitted), for TOTP only. With a factor
-    already selected, ``token_id`` must name that same factor.
-    """
-    with read_only(ctx.engine) as conn:  # decided outside the write lock, written by compare-and-set
-        row = store.checked_row(ctx, store.load(conn, challenge_id, token_id), token_id)
-    if row.t_type == "totp":  # the hot path, in SQL Core (totp_login)
-        return store.check_code(ctx, uow, row, code, selecting=row.token_id is None)
-    return _verify_with_orm(ctx, uow, challenge_id, code, token_id)
+    With a factor already selected, ``token_id`` must name that same factor."""
+    return verify_snapshot(ctx, snapshot(ctx, challenge_id, token_id), code, token_id, correlation_id)
 
 
-def _verify_with_orm(
-    ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID, code: str, token_id: uuid.UUID | None
-) -> Challenge:
-    """SMS and PUSH codes: ``verify`` through the factor's own ``check_code``."""
-    challenge = _open(ctx, uow, challenge_id)
-    if token_id is not None and challenge.token_id is None:
-        token = uow.session.get(Token, token_id)
-        if token is not None and token.user_id == challenge.user_id and token.type not in CODE_READY_TYPES:
-            raise Conflict("select this factor first; selecting it sends the code", code="select_first")
-        select_factor(ctx, uow, challenge_id, token_id)
-    elif token_id is not None and challenge.token_id != token_id:
-        raise Conflict("another factor is selected for this challenge", code="factor_mismatch")
-    if challenge.token_id is None:
-        raise Conflict("select a factor first", code="no_factor_selected")
-    token = uow.session.get(Token, challenge.token_id)
-    if token is None or token.state != TokenState.ACTIVE:
-        raise Conflict("the selected factor is no longer usable", code="factor_unusable")
-    left: list[int] = []
-    try:
-        check_token_code(
-            ctx, uow, token, code, purpose="login",
-            on_failure=lambda: left.append(_count_failed_attempt(ctx, uow, challenge, token)),
-        )
-    except InvalidCode as exc:
-        raise InvalidCode(exc.message, attempts_left=left[0]) from None
-    challenge.state = ChallengeState.VERIFIED
-    challenge.completed_at = ctx.clock.now()
-    uow.emit(
-        ChallengeVerified(
-            challenge_id=challenge.id, area=challenge.area, token_id=token.id, token_type=token.type
-        ),
-        user_id=challenge.user_id,
-    )
-    return challenge
+def snapshot(ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID | None) -> ChallengeSnapshot | None:
+    """The read a verify decides from, taken outside the write lock."""
+    with read_only(ctx.engine) as conn:
+        return store.snapshot(conn, challenge_id, token_id)
 
 
-def _count_failed_attempt(ctx: Context, uow: UnitOfWork, challenge: Challenge, token: Token) -> int:
-    """Runs inside the failed check's transaction, which commits it; returns the attempts left."""
-    challenge.attempts += 1
-    left = max(0, challenge.max_attempts - challenge.attempts)
-    if left == 0:
-        challenge.state = ChallengeState.FAILED
-        challenge.reason = "exhausted"
-        challenge.completed_at = ctx.clock.now()
-    uow.emit(
-        ChallengeFailed(
-            challenge_id=challenge.id,
-            area=challenge.area,
-            token_id=token.id,
-            token_type=token.type,
-            reason="exhausted" if left == 0 else "invalid_code",
-            attempts_left=left,
-        ),
-        user_id=challenge.user_id,
-    )
-    return left
-
-
-def expire_due(ctx: Context, uow: UnitOfWork, limit: int = 500) -> int:
-    """Move pending challenges past their expiry to expired, each exactly once."""
+def verify_snapshot(ctx: Context, snap: ChallengeSnapshot | None, code: str, token_id: uuid.UUID | None,
+                    correlation_id: str | None = None) -> Challenge:
+    """``verify`` from a read taken earlier: whatever changed since is caught by the
+    compare-and-set writes and changes nothing."""
     now = ctx.clock.now()
-    due = list(
-        uow.session.scalars(
-            select(Challenge)
-            .where(Challenge.state == ChallengeState.PENDING, Challenge.expires_at <= now)
-            .order_by(Challenge.expires_at)
-            .limit(limit)
-        )
-    )
-    done = 0
-    for challenge in due:
-        won = uow.session.execute(
-            update(Challenge)
-            .where(Challenge.id == challenge.id, Challenge.state == ChallengeState.PENDING)
-            .values(state=ChallengeState.EXPIRED, completed_at=now, reason="expired")
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if won == 1:
-            done += 1
-            uow.emit(
-                ChallengeExpired(challenge_id=challenge.id, area=challenge.area),
-                user_id=challenge.user_id,
-            )
-    return done
+    token = rules.refuse_code(snap, token_id, now)
+    assert snap is not None  # refuse_code
+    lockout.refuse_while_waiting(snap.user_backoff_until, token.backoff_until, now)
+    with ctx.uow(correlation_id) as uow:
+        outcome = _check(ctx, uow, snap, token, code, now)
+        uow.commit()
+    if isinstance(outcome, int):
+        raise InvalidCode("the code is not valid", attempts_left=outcome)
+    return outcome
+
+
+def _check(ctx: Context, uow: UnitOfWork, snap: ChallengeSnapshot, token: TokenSnapshot, code: str,
+           now: datetime) -> Challenge | int:
+    """The verified challenge, or the attempts left when the code was wrong (and counted)."""
+    conn = uow.session.connection()
+    selecting = snap.token_id is None
+    code = code.strip().replace(" ", "")
+    if len(code) <= lockout.MAX_CODE_LENGTH and factor_for(token.type).check_code(ctx, conn, token, code, now):
+        lockout.record_success(conn, token.id, snap.user_id, snap.user_failures)
+        if not store.close_verified(conn, snap.id, token, now):
+            # Closed by a concurrent answer since the read; the rollback gives the code back.
+            raise Conflict("the challenge is closed", code="challenge_closed")
+        for event in rules.verified(snap, token, selecting=selecting):
+            uow.emit(event, user_id=snap.user_id)
+        return _challenge_of(snap, state=ChallengeState.VERIFIED, token_id=token.id, token_type=token.type,
+                             completed_at=now)
+    failure = lockout.record_failure(ctx.settings, conn, token.id, token.state, snap.user_id, now)
+    counted = store.count_attempt(conn, snap.id, token.id, token.type, now)
+    if counted is None:  # closed by a concurrent answer since the read: nothing is counted
+        raise Conflict("the challenge is closed", code="challenge_closed")
+    events = rules.code_failed(snap, token, selecting=selecting, purpose="login",
+                               token_failures=failure.token_failures, backoff_seconds=failure.backoff_seconds,
+                               locked_now=failure.locked_now, attempts=counted[0], max_attempts=counted[1])
+    for event in events:
+        uow.emit(event, user_id=snap.user_id)
+    return rules.attempts_left(*counted)
+
+
+def answer_push(ctx: Context, uow: UnitOfWork, challenge: Challenge, token_id: uuid.UUID, *,
+                approve: bool, reason: str | None = None) -> bool:
+    """The phone approved or declined; False if the challenge closed or expired meanwhile.
+    Runs in the push endpoint's unit of work, which also checked the signature."""
+    now = ctx.clock.now()
+    conn = uow.session.connection()
+    state = ChallengeState.APPROVED if approve else ChallengeState.DECLINED
+    if not store.close_answered(conn, challenge.id, token_id, state, None if approve else reason, now):
+        return False
+    if approve:
+        lockout.token_succeeded(conn, token_id, TokenState.ACTIVE, now)
+        lockout.record_success(conn, token_id, challenge.user_id, user_failures=None)
+        uow.emit(rules.approved(challenge.id, challenge.area, token_id), user_id=challenge.user_id)
+    else:
+        uow.emit(rules.declined(challenge.id, challenge.area, token_id, reason or "declined"),
+                 user_id=challenge.user_id)
+    return True
+
+
+def count_wrong_answer(ctx: Context, uow: UnitOfWork, challenge: Challenge, token_id: uuid.UUID) -> bool:
+    """A wrong answer from a device (a push's number matching): one attempt of the
+    challenge, which stays open while attempts are left."""
+    counted = store.count_attempt(uow.session.connection(), challenge.id, token_id, "push", ctx.clock.now())
+    if counted is None:
+        return False
+    uow.emit(rules.attempt_failed(challenge.id, challenge.area, token_id, "push", *counted),
+             user_id=challenge.user_id)
+    return True
+
+
+def mark_undeliverable(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID, token_id: uuid.UUID | None) -> None:
+    """A pending challenge waiting for an SMS that cannot be delivered fails with reason
+    ``undeliverable``, only if the user has not moved on (still this factor selected)."""
+    row = store.mark_undeliverable(uow.session.connection(), challenge_id, token_id, ctx.clock.now())
+    if row is not None:
+        uow.emit(rules.undeliverable(challenge_id, row.area, token_id, "sms", row.attempts, row.max_attempts),
+                 user_id=row.user_id)
+
+
+def expire_due(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
+    """Move pending challenges past their expiry to expired, each exactly once: a bounded
+    sweep of at most ``max_batches`` units of work of ``batch`` challenges."""
+    total = 0
+    for _ in range(max_batches):
+        with ctx.uow() as uow:
+            now = ctx.clock.now()
+            conn = uow.session.connection()
+            rows = store.due(conn, now, batch)
+            for row in rows:
+                if store.expire(conn, row.id, now):
+                    total += 1
+                    uow.emit(rules.expired(row.id, row.area), user_id=row.user_id)
+            uow.commit()
+        if len(rows) < batch:
+            break
+    return total
+
+
+def _challenge_of(snap: ChallengeSnapshot, **changes: Any) -> Challenge:
+    values = dict(id=snap.id, user_id=snap.user_id, area=snap.area, state=snap.state, token_id=snap.token_id,
+                  token_type=snap.token_type, attempts=snap.attempts, max_attempts=snap.max_attempts,
+                  expires_at=snap.expires_at)
+    values.update(changes)
+    return Challenge(**values)
+

@@ -1,76 +1,32 @@
-"""The login hot path in SQL Core: create a challenge, verify a TOTP code for it.
+"""Challenges in SQL Core: every read a challenge needs and every write, each write a
+compare-and-set on the state it was decided from.
 
-A TOTP login is what a 2FA server does most, so these two steps skip the ORM (an ORM
-``get`` or flush cost 0.2–0.7 ms each; the ORM version of a login took ~7.7 ms of CPU
-and 19 statements, issue 7). The rules are the same as ``challenges`` and
-``tokens.verification`` apply on the ORM path, and so are the events. Reads happen
-before the write lock is taken (``db.read_only``), so every write that depends on them
-is a compare-and-set:
-
-* create: one read (the area's protection joined with the user's tokens), then the
-  challenge's INSERT and the outbox INSERT;
-* verify, right code: one joined read, the code checked, then UPDATEs of the token (the
-  accepted step must be newer than the last one: replays lose), the user's failure
-  count (only when it is not zero) and the challenge (only while still pending with
-  this factor or none selected);
-* verify, wrong code: the token's and the user's failure counts are incremented in SQL
-  (concurrent wrong guesses all count), back-off and lock as the throttle policy says,
-  the challenge's attempt is counted, and all of it is committed before the error.
+Every statement is built once with bind parameters: building a construct and its cache
+key on each call cost more than executing it. Reads run outside the write lock
+(``db.read_only``); a write whose guard no longer holds changes nothing, and the caller
+learns it from the row count or the empty ``RETURNING``.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from services.core.challenges.rules import CODE_READY_TYPES, effective_state
-from services.core.errors import Conflict, Gone, InvalidCode, NotFound, Throttled
+from services.core.challenges.rules import ChallengeSnapshot, Factor
+from services.core.factors.base import TokenSnapshot
 from services.core.models import AreaProtection, Challenge, ChallengeState, Token, TokenState, UserProfile
-from services.core.factors.totp import otp
-from services.core.lockout import next_backoff, wait_seconds
-from services.core.factors.totp.factor import MAX_DRIFT_STEPS, params_from
-from services.core.tokens.verification import MAX_CODE_LENGTH, policy_from, user_delay_after
-from shared.events.challenge import (
-    ChallengeCreated,
-    ChallengeFactorSelected,
-    ChallengeFailed,
-    ChallengeVerified,
-    FactorRef,
-)
-from shared.events.token import TokenLocked, TokenVerificationFailed
-
-if TYPE_CHECKING:
-    from services.core.plumbing.context import Context
-    from services.core.plumbing.uow import UnitOfWork
 
 C, T, P, A = Challenge.__table__.c, Token.__table__.c, UserProfile.__table__.c, AreaProtection.__table__.c
-CHALLENGES, TOKENS, PROFILES = Challenge.__table__, Token.__table__, UserProfile.__table__
-AREAS = AreaProtection.__table__
+CHALLENGES, TOKENS, PROFILES, AREAS = Challenge.__table__, Token.__table__, UserProfile.__table__, AreaProtection.__table__
 
+# -- reads ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Factor:
-    """A usable factor as a challenge lists it."""
-
-    id: uuid.UUID
-    type: str
-    description: str
-
-
-def _conn(uow: UnitOfWork) -> Connection:
-    return uow.session.connection()
-
-
-# Every statement is built once with bind parameters: building a construct and its cache
-# key on each call cost more than executing it (about 60 µs a statement, issue 7).
-# One read for create: the area's protection row, joined with the user's active and locked
-# tokens (a protected user without tokens gives one row with NULL token columns).
+# The area's protection row joined with the user's active and locked tokens (a protected
+# user without tokens gives one row with NULL token columns).
 _PROTECTED_FACTORS = (
     select(A.protected, T.id, T.type, T.description, T.state)
     .select_from(AREAS)
@@ -78,19 +34,22 @@ _PROTECTED_FACTORS = (
     .where(A.user_id == bindparam("b_user"), A.area == bindparam("b_area"))
     .order_by(T.created_at, T.id)
 )
-_INSERT_CHALLENGE = CHALLENGES.insert()
-_LOAD_COLUMNS = (
+_CHALLENGE_COLUMNS = (
     C.id, C.user_id, C.area, C.state, C.token_id, C.token_type, C.attempts, C.max_attempts,
     C.reason, C.correlation_id, C.created_at, C.expires_at, C.completed_at,
-    T.id.label("t_id"), T.user_id.label("t_user_id"), T.type.label("t_type"),
-    T.state.label("t_state"), T.secret_enc, T.last_step, T.drift, T.backoff_until,
+)
+_GET = select(*_CHALLENGE_COLUMNS).where(C.id == bindparam("b_challenge"))
+_SNAPSHOT_COLUMNS = (
+    C.id, C.user_id, C.area, C.state, C.token_id, C.token_type, C.attempts, C.max_attempts, C.expires_at,
+    T.id.label("t_id"), T.user_id.label("t_user_id"), T.type.label("t_type"), T.state.label("t_state"),
+    T.description, T.secret_enc, T.last_step, T.drift, T.phone_enc, T.phone_masked, T.serial, T.backoff_until,
     P.backoff_until.label("user_backoff_until"), P.failures.label("user_failures"),
 )
 
 
-def _load_query(token_column: Any) -> Any:
+def _snapshot_query(token_column: Any) -> Any:
     return (
-        select(*_LOAD_COLUMNS)
+        select(*_SNAPSHOT_COLUMNS)
         .select_from(CHALLENGES)
         .outerjoin(TOKENS, T.id == token_column)
         .outerjoin(PROFILES, P.user_id == C.user_id)
@@ -98,38 +57,37 @@ def _load_query(token_column: Any) -> Any:
     )
 
 
-_LOAD_GIVEN = _load_query(bindparam("b_token"))  # the request names the factor
-_LOAD_SELECTED = _load_query(C.token_id)  # the factor selected earlier
-_TAKE_STEP = (
-    update(TOKENS)
-    .where(T.id == bindparam("b_token"), T.state == TokenState.ACTIVE,
-           or_(T.last_step.is_(None), T.last_step < bindparam("b_step")))
-    .values(last_step=bindparam("b_step"), drift=bindparam("b_drift"), failures=0, backoff_until=None,
-            last_used_at=bindparam("b_now"))
+_SNAPSHOT_GIVEN = _snapshot_query(bindparam("b_token"))  # the request names the factor
+_SNAPSHOT_SELECTED = _snapshot_query(C.token_id)  # the factor selected earlier
+_DUE = (
+    select(C.id, C.user_id, C.area)
+    .where(C.state == ChallengeState.PENDING, C.expires_at <= bindparam("b_now"))
+    .order_by(C.expires_at)
+    .limit(bindparam("b_limit"))
 )
-_RESET_USER = (
-    update(PROFILES).where(P.user_id == bindparam("b_user"), P.failures != 0).values(failures=0, backoff_until=None)
-)
-# The challenge was read before the write lock: it must still be pending, and still have
-# this factor or none selected.
+
+# -- writes --------------------------------------------------------------------------------
+
+_INSERT = CHALLENGES.insert()
+# Read before the write lock: the challenge must still be pending and unexpired, and still
+# have this factor or none selected.
 _STILL_OPEN = and_(
-    C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING,
+    C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING, C.expires_at > bindparam("b_now"),
     or_(C.token_id.is_(None), C.token_id == bindparam("b_token")),
 )
+_SELECT = (
+    update(CHALLENGES)
+    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING, C.expires_at > bindparam("b_now"))
+    .values(token_id=bindparam("b_token"), token_type=bindparam("b_type"))
+)
+_SELECT_UNTIL = _SELECT.values(expires_at=bindparam("b_expires"))
 _CLOSE_VERIFIED = (
     update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(state=ChallengeState.VERIFIED, token_id=bindparam("b_token"), token_type=bindparam("b_type"),
             completed_at=bindparam("b_now"))
 )
-_COUNT_TOKEN_FAILURE = (
-    update(TOKENS).where(T.id == bindparam("b_token")).values(failures=T.failures + 1).returning(T.failures)
-)
-_TOKEN_BACKOFF = update(TOKENS).where(T.id == bindparam("b_token")).values(backoff_until=bindparam("b_until"))
-_TOKEN_LOCK = update(TOKENS).where(T.id == bindparam("b_token")).values(
-    backoff_until=bindparam("b_until"), state=TokenState.LOCKED
-)
-_EXHAUSTED = C.attempts + 1 >= C.max_attempts
+_EXHAUSTED = C.attempts + 1 >= C.max_attempts  # rules.exhausted, in SQL
 _COUNT_ATTEMPT = (
     update(CHALLENGES)
     .where(_STILL_OPEN)
@@ -141,17 +99,28 @@ _COUNT_ATTEMPT = (
     )
     .returning(C.attempts, C.max_attempts)
 )
-_USER_BACKOFF = update(PROFILES).where(P.user_id == bindparam("b_user")).values(backoff_until=bindparam("b_until"))
-_UPSERT_USER_FAILURE = {
-    name: dialect.insert(PROFILES)
-    .values(user_id=bindparam("b_user"), created_at=bindparam("b_now"), failures=1)
-    .on_conflict_do_update(index_elements=[P.user_id], set_={"failures": P.failures + 1})
-    .returning(P.failures)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+# A push answer: only while pending, unexpired and still waiting for that token.
+_CLOSE_ANSWERED = (
+    update(CHALLENGES)
+    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING,
+           C.expires_at > bindparam("b_now"), C.token_id == bindparam("b_token"))
+    .values(state=bindparam("b_state"), reason=bindparam("b_reason"), completed_at=bindparam("b_now"))
+)
+_MARK_UNDELIVERABLE = (
+    update(CHALLENGES)
+    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING,
+           C.expires_at > bindparam("b_now"), C.token_id == bindparam("b_token"))
+    .values(state=ChallengeState.FAILED, reason="undeliverable", completed_at=bindparam("b_now"))
+    .returning(C.user_id, C.area, C.attempts, C.max_attempts)
+)
+_EXPIRE = (
+    update(CHALLENGES)
+    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING, C.expires_at <= bindparam("b_now"))
+    .values(state=ChallengeState.EXPIRED, completed_at=bindparam("b_now"), reason="expired")
+)
 
 
-# -- create --------------------------------------------------------------------------------
+# -- reads ---------------------------------------------------------------------------------
 
 def protected_factors(conn: Connection, user_id: str, area: str) -> tuple[bool, list[Factor], bool]:
     """Whether (user, area) is protected, its usable factors (oldest first), and whether
@@ -164,163 +133,82 @@ def protected_factors(conn: Connection, user_id: str, area: str) -> tuple[bool, 
     return True, usable, any(r.state == TokenState.LOCKED for r in rows)
 
 
-def insert_challenge(ctx: Context, uow: UnitOfWork, user_id: str, area: str, factors: list[Factor]) -> Challenge:
-    now = ctx.clock.now()
-    values: dict[str, Any] = dict(
-        id=uuid.uuid4(), user_id=user_id, area=area, state=ChallengeState.PENDING, attempts=0,
-        max_attempts=ctx.settings.challenge_max_attempts, correlation_id=uow.correlation_id,
-        created_at=now, expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
-    )
-    _conn(uow).execute(_INSERT_CHALLENGE, values)
-    uow.emit(
-        ChallengeCreated(challenge_id=values["id"], area=area,
-                         factors=[FactorRef(token_id=f.id, token_type=f.type) for f in factors]),
-        user_id=user_id,
-    )
-    return Challenge(**values)  # transient: the answer is built from it, nothing is flushed
+def get(conn: Connection, challenge_id: uuid.UUID) -> Challenge | None:
+    """The challenge as a transient object (nothing is attached to a session)."""
+    row = conn.execute(_GET, {"b_challenge": challenge_id}).first()
+    return None if row is None else Challenge(**row._asdict())
 
 
-# -- verify --------------------------------------------------------------------------------
-
-def load(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None) -> Row[Any] | None:
-    """The challenge, the factor to check (``token_id`` or the selected one) and the
-    user's failure state, in one read; token columns are None if there is no such token."""
+def snapshot(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None) -> ChallengeSnapshot | None:
+    """The challenge, the factor ``token_id`` names (or the selected one) and the user's
+    failure state, in one read."""
     if token_id is None:
-        return conn.execute(_LOAD_SELECTED, {"b_challenge": challenge_id}).first()
-    return conn.execute(_LOAD_GIVEN, {"b_challenge": challenge_id, "b_token": token_id}).first()
+        row = conn.execute(_SNAPSHOT_SELECTED, {"b_challenge": challenge_id}).first()
+    else:
+        row = conn.execute(_SNAPSHOT_GIVEN, {"b_challenge": challenge_id, "b_token": token_id}).first()
+    return None if row is None else _snapshot_of(row)
 
 
-def challenge_of(row: Row[Any]) -> Challenge:
-    return Challenge(
+def _snapshot_of(row: Row[Any]) -> ChallengeSnapshot:
+    token = None if row.t_id is None else TokenSnapshot(
+        id=row.t_id, user_id=row.t_user_id, type=row.t_type, state=row.t_state, description=row.description,
+        secret_enc=row.secret_enc,
+        last_step=row.last_step, drift=row.drift or 0, phone_enc=row.phone_enc, phone_masked=row.phone_masked,
+        serial=row.serial, backoff_until=row.backoff_until,
+    )
+    return ChallengeSnapshot(
         id=row.id, user_id=row.user_id, area=row.area, state=row.state, token_id=row.token_id,
         token_type=row.token_type, attempts=row.attempts, max_attempts=row.max_attempts,
-        reason=row.reason, correlation_id=row.correlation_id, created_at=row.created_at,
-        expires_at=row.expires_at, completed_at=row.completed_at,
+        expires_at=row.expires_at, token=token, user_backoff_until=row.user_backoff_until,
+        user_failures=row.user_failures or 0,
     )
 
 
-def check_code(ctx: Context, uow: UnitOfWork, row: Row[Any], code: str, *, selecting: bool) -> Challenge:
-    """Accept ``code`` for the TOTP factor of ``row`` and close the challenge, or count
-    the failure, commit it and raise. ``selecting``: the factor is chosen in this request."""
-    now = ctx.clock.now()
-    if wait := wait_seconds(row.user_backoff_until, now):
-        raise Throttled("too many wrong codes for this user; try again later", retry_after=wait,
-                        code="user_throttled")
-    if wait := wait_seconds(row.backoff_until, now):
-        raise Throttled("too many wrong codes; try again later", retry_after=wait)
-    code = code.strip().replace(" ", "")
-    step = _match(ctx, row, code, now) if len(code) <= MAX_CODE_LENGTH else None
-    conn = _conn(uow)
-    if step is not None and _take_step(ctx, conn, row, step, now):
-        return _verified(ctx, uow, conn, row, now, selecting=selecting)
-    left = _failed(ctx, uow, conn, row, now, selecting=selecting)
-    uow.commit()
-    raise InvalidCode("the code is not valid", attempts_left=left)
+def due(conn: Connection, now: datetime, limit: int) -> list[Row[Any]]:
+    return list(conn.execute(_DUE, {"b_now": now, "b_limit": limit}).all())
 
 
-def _match(ctx: Context, row: Row[Any], code: str, now: datetime) -> int | None:
-    return otp.match_step(
-        ctx.keyring.decrypt(row.secret_enc or ""), code, unix_time=now.timestamp(),
-        params=params_from(ctx), window=ctx.settings.totp_window,
-        drift=max(-MAX_DRIFT_STEPS, min(MAX_DRIFT_STEPS, row.drift or 0)), after_step=row.last_step,
-    )
+# -- writes --------------------------------------------------------------------------------
+
+def insert(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(_INSERT, values)
 
 
-def _take_step(ctx: Context, conn: Connection, row: Row[Any], step: int, now: datetime) -> bool:
-    """Compare-and-set: of two concurrent requests with the same code, one wins."""
-    current = otp.time_step(now.timestamp(), ctx.settings.totp_period)
-    won = conn.execute(
-        _TAKE_STEP, {"b_token": row.t_id, "b_step": step, "b_drift": step - current, "b_now": now}
-    ).rowcount
-    return won == 1
+def select_factor(conn: Connection, challenge_id: uuid.UUID, token: TokenSnapshot, now: datetime,
+                  expires_at: datetime | None) -> bool:
+    params = {"b_challenge": challenge_id, "b_token": token.id, "b_type": token.type, "b_now": now}
+    if expires_at is None:
+        return bool(conn.execute(_SELECT, params).rowcount == 1)
+    return bool(conn.execute(_SELECT_UNTIL, {**params, "b_expires": expires_at}).rowcount == 1)
 
 
-def _verified(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], now: datetime,
-              *, selecting: bool) -> Challenge:
-    if row.user_failures:  # most users have none to reset: one statement saved
-        conn.execute(_RESET_USER, {"b_user": row.user_id})
-    closed = conn.execute(
-        _CLOSE_VERIFIED, {"b_challenge": row.id, "b_token": row.t_id, "b_type": row.t_type, "b_now": now}
-    ).rowcount
-    if closed != 1:  # closed by a concurrent answer since it was read; the rollback gives the step back
-        raise Conflict("the challenge is closed", code="challenge_closed")
-    if selecting:
-        uow.emit(ChallengeFactorSelected(challenge_id=row.id, token_id=row.t_id, token_type=row.t_type),
-                 user_id=row.user_id)
-    uow.emit(ChallengeVerified(challenge_id=row.id, area=row.area, token_id=row.t_id, token_type=row.t_type),
-             user_id=row.user_id)
-    challenge = challenge_of(row)
-    challenge.state, challenge.completed_at = ChallengeState.VERIFIED, now
-    challenge.token_id, challenge.token_type = row.t_id, row.t_type
-    return challenge
+def close_verified(conn: Connection, challenge_id: uuid.UUID, token: TokenSnapshot, now: datetime) -> bool:
+    params = {"b_challenge": challenge_id, "b_token": token.id, "b_type": token.type, "b_now": now}
+    return bool(conn.execute(_CLOSE_VERIFIED, params).rowcount == 1)
 
 
-def _failed(ctx: Context, uow: UnitOfWork, conn: Connection, row: Row[Any], now: datetime,
-            *, selecting: bool) -> int:
-    """Count the wrong code everywhere it counts; returns the challenge's attempts left."""
-    policy = policy_from(ctx)
-    failures = conn.execute(_COUNT_TOKEN_FAILURE, {"b_token": row.t_id}).scalar()
-    if failures is None:  # deleted since it was read
-        raise Conflict("the selected factor is no longer usable", code="factor_unusable")
-    lock = policy.should_lock(failures)  # the row was active when read (checked_row)
-    until = next_backoff(policy, failures, now)
-    if lock or until is not None or row.backoff_until is not None:
-        conn.execute(_TOKEN_LOCK if lock else _TOKEN_BACKOFF, {"b_token": row.t_id, "b_until": until})
-    _count_user_failure(ctx, conn, row, now)
-    counted = conn.execute(
-        _COUNT_ATTEMPT, {"b_challenge": row.id, "b_token": row.t_id, "b_type": row.t_type, "b_now": now}
-    ).first()
-    if counted is None:  # closed by a concurrent answer since it was read: nothing is counted
-        raise Conflict("the challenge is closed", code="challenge_closed")
-    attempts, max_attempts = counted
-    left = max(0, max_attempts - attempts)
-    if selecting:
-        uow.emit(ChallengeFactorSelected(challenge_id=row.id, token_id=row.t_id, token_type=row.t_type),
-                 user_id=row.user_id)
-    uow.emit(TokenVerificationFailed(token_id=row.t_id, token_type=row.t_type, purpose="login",
-                                     consecutive_failures=failures,
-                                     backoff_seconds=int(policy.delay_after(failures))),
-             user_id=row.user_id)
-    if lock:
-        uow.emit(TokenLocked(token_id=row.t_id, token_type=row.t_type, consecutive_failures=failures),
-                 user_id=row.user_id)
-    uow.emit(ChallengeFailed(challenge_id=row.id, area=row.area, token_id=row.t_id, token_type=row.t_type,
-                             reason="exhausted" if left == 0 else "invalid_code", attempts_left=left),
-             user_id=row.user_id)
-    return left
+def count_attempt(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID, token_type: str,
+                  now: datetime) -> tuple[int, int] | None:
+    """One more wrong answer; the challenge fails when that uses up its attempts.
+    (attempts, max_attempts) after it, or None if the challenge was closed meanwhile."""
+    params = {"b_challenge": challenge_id, "b_token": token_id, "b_type": token_type, "b_now": now}
+    row = conn.execute(_COUNT_ATTEMPT, params).first()
+    return None if row is None else (row.attempts, row.max_attempts)
 
 
-def _count_user_failure(ctx: Context, conn: Connection, row: Row[Any], now: datetime) -> None:
-    """One more consecutive failure over all of the user's factors; the profile row is
-    created on demand (an upsert, so concurrent first failures both count)."""
-    upsert = _UPSERT_USER_FAILURE[conn.dialect.name]
-    failures = conn.execute(upsert, {"b_user": row.user_id, "b_now": now}).scalar_one()
-    delay = user_delay_after(failures, ctx.settings.user_max_failures, ctx.settings.user_backoff_max_seconds)
-    until = now + timedelta(seconds=delay) if delay else None
-    if until is not None or row.user_backoff_until is not None:
-        conn.execute(_USER_BACKOFF, {"b_user": row.user_id, "b_until": until})
+def close_answered(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID, state: str,
+                   reason: str | None, now: datetime) -> bool:
+    """A push approved or declined."""
+    params = {"b_challenge": challenge_id, "b_token": token_id, "b_state": state, "b_reason": reason,
+              "b_now": now}
+    return bool(conn.execute(_CLOSE_ANSWERED, params).rowcount == 1)
 
 
-def checked_row(ctx: Context, row: Row[Any] | None, token_id: uuid.UUID | None) -> Row[Any]:
-    """The same refusals, in the same order, as the ORM path of ``challenges.verify``."""
-    if row is None:
-        raise NotFound("no such challenge", code="challenge_not_found")
-    state = effective_state(ctx, challenge_of(row))
-    if state == ChallengeState.EXPIRED:
-        raise Gone("the challenge has expired", code="challenge_expired")
-    if state != ChallengeState.PENDING:
-        raise Conflict(f"the challenge is {state}", code="challenge_closed")
-    if token_id is not None and row.token_id is None:
-        same_user = row.t_id is not None and row.t_user_id == row.user_id
-        if same_user and row.t_type not in CODE_READY_TYPES:
-            raise Conflict("select this factor first; selecting it sends the code", code="select_first")
-        if not same_user or row.t_state != TokenState.ACTIVE:
-            raise NotFound("that factor is not available for this challenge", code="factor_not_found")
-    elif token_id is not None and row.token_id != token_id:
-        raise Conflict("another factor is selected for this challenge", code="factor_mismatch")
-    if row.token_id is None and token_id is None:
-        raise Conflict("select a factor first", code="no_factor_selected")
-    if row.t_id is None or row.t_state != TokenState.ACTIVE:
-        raise Conflict("the selected factor is no longer usable", code="factor_unusable")
-    return row
+def mark_undeliverable(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None,
+                       now: datetime) -> Row[Any] | None:
+    params = {"b_challenge": challenge_id, "b_token": token_id, "b_now": now}
+    return conn.execute(_MARK_UNDELIVERABLE, params).first()
 
+
+def expire(conn: Connection, challenge_id: uuid.UUID, now: datetime) -> bool:
+    return bool(conn.execute(_EXPIRE, {"b_challenge": challenge_id, "b_now": now}).rowcount == 1)

@@ -8,6 +8,7 @@ from sqlalchemy import Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.plumbing.db import Base, UserIdStr, UtcDateTime
+from shared.types import TokenType
 
 
 class ChallengeState:
@@ -30,7 +31,7 @@ class Challenge(Base):
     area: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), index=True)
     token_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the selected factor
-    token_type: Mapped[str | None] = mapped_column(String(8))
+    token_type: Mapped[TokenType | None] = mapped_column(String(8))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(String(32))  # why it failed or was declined

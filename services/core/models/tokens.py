@@ -8,6 +8,7 @@ from sqlalchemy import Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.plumbing.db import Base, UserIdStr, UtcDateTime
+from shared.types import TokenType
 
 
 class TokenState:
@@ -27,7 +28,7 @@ class Token(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[UserIdStr]
-    type: Mapped[str] = mapped_column(String(8))
+    type: Mapped[TokenType] = mapped_column(String(8))
     serial: Mapped[str | None] = mapped_column(String(32), unique=True)
     description: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))

@@ -35,14 +35,19 @@ class Settings(BaseSettings):
     protect_sso_on_first_token: bool = True
     log_level: str = "INFO"
 
-    # TOTP and the generic per-token throttle
+    # TOTP
     totp_window: int = Field(1, ge=0, le=10)
     totp_digits: Literal[6, 8] = 6
     totp_period: int = Field(30, ge=15, le=120)
+
+    # lockout after wrong codes (services/core/lockout.py): a back-off per token and per
+    # user, capped; a hard lock of a token only at the NIST ceiling
     free_failures: int = Field(3, ge=0, le=20)
     backoff_base_seconds: float = Field(1.0, gt=0, le=60)
-    backoff_max_seconds: float = Field(300.0, gt=0, le=3600)
-    max_failures: int = Field(50, ge=1, le=NIST_MAX_FAILURES)
+    backoff_max_seconds: float = Field(900.0, gt=0, le=3600)
+    max_failures: int = Field(NIST_MAX_FAILURES, ge=1, le=NIST_MAX_FAILURES)
+    user_max_failures: int = Field(30, ge=1, le=NIST_MAX_FAILURES)
+    user_backoff_max_seconds: float = Field(900.0, gt=0, le=86_400)
 
     # enrollment, challenges, recovery
     enrollment_ttl_seconds: int = Field(600, ge=60, le=86400)
@@ -89,12 +94,10 @@ class Settings(BaseSettings):
     sms_max_retries: int = Field(6, ge=0, le=20)
     sms_retry_backoff_max_seconds: int = Field(60, ge=1, le=3600)
 
-    # audit log and per-user failure cap
+    # audit log
     audit_signing_key: SecretStr | None = None  # Ed25519: base64 raw 32-byte private key or PEM
     audit_checkpoint_rows: int = Field(100, ge=1, le=100_000)
     audit_checkpoint_every: float = Field(300.0, gt=0, le=86_400)  # seconds
-    user_max_failures: int = Field(30, ge=1, le=NIST_MAX_FAILURES)
-    user_backoff_max_seconds: float = Field(3600.0, gt=0, le=86_400)
 
     # push tokens (privacyIDEA Authenticator protocol)
     push_ttl_seconds: int = Field(120, ge=10, le=600)  # answer window of a push challenge

@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from services.core.errors import Forbidden, NotFound
+from services.core.factors.base import factor_for
 from services.core.models import Token, TokenState
 from services.core.tokens.verification import check_any_token_code
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context
     from services.core.plumbing.uow import UnitOfWork
-
-# Token types whose codes the user can type in for a step-up.
-CODE_TYPES = ("totp", "sms")
 
 _activation_hooks: list[Any] = []
 
@@ -54,10 +52,11 @@ def require_step_up(
     """A fresh valid code from one of the user's active tokens, if the user has any.
 
     ``verify_with`` names the token the code is from; without it the code may come from
-    any of the user's code-producing tokens (``default`` is tried first, then TOTP, then
-    SMS, oldest first). Returns the token that verified, or None when the user has no
-    token at all (nothing to protect yet). Locked tokens do not count as "no token":
-    with only locked tokens every step-up is refused (403 ``factors_locked``).
+    any of the user's tokens that take codes (``default`` is tried first, then those whose
+    code the user reads off an app, then the others, oldest first). Returns the token that
+    verified, or None when the user has no token at all (nothing to protect yet). Locked
+    tokens do not count as "no token": with only locked tokens every step-up is refused
+    (403 ``factors_locked``).
     """
     actives = list(
         uow.session.scalars(
@@ -75,9 +74,7 @@ def require_step_up(
         return None
     if not code:
         raise Forbidden("a valid code from one of your tokens is required", code="step_up_required")
-    return check_any_token_code(
-        ctx, uow, _verifiers(actives, verify_with, default), code, purpose=purpose
-    )
+    return check_any_token_code(ctx, uow, _verifiers(actives, verify_with, default), code, purpose=purpose)
 
 
 def _has_locked(uow: UnitOfWork, user_id: str) -> bool:
@@ -91,11 +88,13 @@ def _verifiers(actives: list[Token], verify_with: uuid.UUID | None, default: Tok
     if verify_with is not None:
         for token in actives:
             if token.id == verify_with:
-                if token.type not in CODE_TYPES:
+                if not factor_for(token.type).takes_codes:
                     raise Forbidden("that token does not produce codes", code="step_up_required")
                 return [token]
         raise NotFound("no such active token for this user", code="token_not_found")
-    ordered = [t for kind in CODE_TYPES for t in actives if t.type == kind]
+    # A code the user reads off an app before one that was sent; oldest first within each.
+    ordered = sorted((t for t in actives if factor_for(t.type).takes_codes),
+                     key=lambda t: not factor_for(t.type).code_ready)
     if default is not None and default in ordered:
         ordered.remove(default)
         ordered.insert(0, default)

@@ -45,7 +45,7 @@ def _tokens(request: Request, user: str) -> list[dict[str, Any]]:
 
 
 def _code_tokens(tokens: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [t for t in tokens if t["state"] == "active" and t["type"] in ("totp", "sms")]
+    return [t for t in tokens if t["state"] == "active" and t.get("takes_codes")]
 
 
 def overview(request: Request, user: str, status: int = 200, **extra: Any) -> Response:

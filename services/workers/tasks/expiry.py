@@ -8,19 +8,7 @@ from services.core.challenges import service as challenges
 from services.core.plumbing.messaging.routes import EXPIRY_SWEEP
 from services.workers.app import TASK_OPTIONS, app, context
 
-BATCH = 500
-MAX_BATCHES = 20
-
 
 @app.task(name=EXPIRY_SWEEP.task, autoretry_for=(DBAPIError,), max_retries=3, **TASK_OPTIONS)
 def sweep() -> int:
-    ctx = context()
-    total = 0
-    for _ in range(MAX_BATCHES):
-        with ctx.uow() as uow:
-            done = challenges.expire_due(ctx, uow, limit=BATCH)
-            uow.commit()
-        total += done
-        if done < BATCH:
-            break
-    return total
+    return challenges.expire_due(context())

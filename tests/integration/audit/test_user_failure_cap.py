@@ -14,14 +14,15 @@ from services.core.errors import InvalidCode, Throttled
 from services.core.models import Token, UserProfile
 from services.core.plumbing.settings import NIST_MAX_FAILURES, Settings
 from services.core.factors.totp import otp
-from services.core.tokens.verification import check_token_code, user_delay_after
+from services.core.lockout import UserPolicy
+from services.core.tokens.verification import check_token_code
 from tests.conftest import make_settings
 
 P = otp.TotpParams()
 
 
 def test_the_delay_doubles_towards_the_cap_and_then_stays():
-    delays = [user_delay_after(n, 30, 3600) for n in range(0, 101)]
+    delays = [UserPolicy(30, 3600).delay_after(n) for n in range(0, 101)]
     assert delays[0] == 0 and delays[18] == 0  # far from the cap: the per-token throttle rules
     assert delays[19] > 0
     assert delays[29] == 1800 and delays[30] == 3600 and delays[100] == 3600
@@ -93,7 +94,7 @@ def test_at_the_cap_the_user_waits_the_longest_but_is_never_locked_out(capped):
     for n in range(1, 9):
         with pytest.raises(InvalidCode):
             attempt(capped, a, "000000")
-        expected = user_delay_after(n, 5, 64)
+        expected = UserPolicy(5, 64).delay_after(n)
         assert profile(capped).failures == n
         with pytest.raises(Throttled) as exc:
             attempt(capped, a, now_code(capped, secret))  # even the right code waits

@@ -131,9 +131,11 @@ def test_missing_parameters_and_bad_key_are_clear_400s(world, api):
     world.app.register(token, key_size=2048, now=world.now)  # nothing was consumed
 
 
-def test_push_tokens_refuse_typed_codes(world, enrolled):
+def test_push_tokens_refuse_typed_codes_and_count_nothing(world, enrolled):
     enrolled()
     sel = world.login()
     r = world.api.post(f"/v1/challenges/{sel['challenge_id']}/verify", json={"code": "123456"},
                        headers=world.challenge_headers)
-    assert r.status_code == 422
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_a_code_factor"
+    outcome = world.outcome(sel["challenge_id"])
+    assert outcome["status"] == "pending" and outcome["attempts_left"] == sel["attempts_left"]

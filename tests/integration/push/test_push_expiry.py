@@ -17,10 +17,7 @@ def expired_events(publisher, challenge_id: str) -> list[dict]:
 
 
 def sweep(ctx) -> int:
-    with ctx.uow() as uow:
-        done = challenges.expire_due(ctx, uow)
-        uow.commit()
-    return done
+    return challenges.expire_due(ctx)
 
 
 def test_push_challenge_expires_at_its_ttl_exactly_once(world, enrolled, ctx, clock, publisher):

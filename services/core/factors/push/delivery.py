@@ -45,7 +45,7 @@ def _plan(ctx: Context, event_id: uuid.UUID, cmd: PushRequested, needs_device: b
         push_token = session.get(PushToken, cmd.token_id)
         if challenge is None or pc is None or push_token is None:
             return _Plan(None, "gone")
-        if effective_state(ctx, challenge) != ChallengeState.PENDING:
+        if effective_state(challenge.state, challenge.expires_at, ctx.clock.now()) != ChallengeState.PENDING:
             return _Plan(None, "closed", challenge.user_id)
         if needs_device and (push_token.poll_only or not push_token.fbtoken_enc):
             return _Plan(None, "poll_only", challenge.user_id)

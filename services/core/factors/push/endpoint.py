@@ -15,15 +15,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.core.challenges import service as challenges
 from services.core.models import Challenge, ChallengeState, PushBlock, PushChallenge, PushToken, Token, TokenState
 from services.core.factors.push import crypto
 from services.core.factors.push.enrollment import NO_FIREBASE_TOKEN, finish_enrollment
 from services.core.factors.push.messages import challenge_data, server_key
 from services.core.factors.push.protocol import BAD_SIGNATURE, MISSING, ProtocolError, bad_timestamp
-from shared.events.challenge import ChallengeApproved, ChallengeDeclined, ChallengeFailed
 from shared.events.push import PushFraudReported
 
 if TYPE_CHECKING:
@@ -101,51 +101,19 @@ def answer(ctx: Context, form: dict[str, str]) -> Reply:
             if decline:
                 ok = _decline(ctx, uow, token, challenge, DECLINE_REASONS.get(reason, "declined"))
             elif pc.options and presence != pc.presence_answer:
-                _wrong_presence(ctx, uow, token, challenge)
+                # A wrong option leaves the challenge open (§5.3), within its attempt budget.
+                challenges.count_wrong_answer(ctx, uow, challenge, token.id)
                 ok = False
             else:
-                ok = _approve(ctx, uow, token, challenge)
+                ok = challenges.answer_push(ctx, uow, challenge, token.id, approve=True)
             uow.commit()
             return Reply(ok, changed=[challenge.id])
         return Reply(False)
 
 
-def _transition(uow: UnitOfWork, challenge: Challenge, now: datetime, **values: Any) -> bool:
-    return uow.session.execute(
-        update(Challenge)
-        .where(
-            Challenge.id == challenge.id,
-            Challenge.state == ChallengeState.PENDING,
-            Challenge.expires_at > now,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
-
-
-def _approve(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge) -> bool:
-    now = ctx.clock.now()
-    if not _transition(uow, challenge, now, state=ChallengeState.APPROVED, completed_at=now):
-        return False
-    token.last_used_at = now
-    uow.emit(
-        ChallengeApproved(challenge_id=challenge.id, area=challenge.area, token_id=token.id,
-                          token_type="push"),
-        user_id=challenge.user_id,
-    )
-    return True
-
-
 def _decline(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge, reason: str) -> bool:
-    now = ctx.clock.now()
-    if not _transition(uow, challenge, now, state=ChallengeState.DECLINED, completed_at=now,
-                       reason=reason):
+    if not challenges.answer_push(ctx, uow, challenge, token.id, approve=False, reason=reason):
         return False
-    uow.emit(
-        ChallengeDeclined(challenge_id=challenge.id, area=challenge.area, token_id=token.id,
-                          token_type="push", reason=reason),  # type: ignore[arg-type]
-        user_id=challenge.user_id,
-    )
     if reason == "unknown_trigger":
         _block_user(ctx, uow, token, challenge)
     return True
@@ -162,24 +130,6 @@ def _block_user(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challeng
         block.reports += 1
     uow.emit(
         PushFraudReported(challenge_id=challenge.id, token_id=token.id, blocked_until=until),
-        user_id=challenge.user_id,
-    )
-
-
-def _wrong_presence(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge) -> None:
-    """A wrong option leaves the challenge open (§5.3), within its attempt budget."""
-    now = ctx.clock.now()
-    attempts = challenge.attempts + 1
-    exhausted = attempts >= challenge.max_attempts
-    values: dict[str, Any] = {"attempts": attempts}
-    if exhausted:
-        values.update(state=ChallengeState.FAILED, reason="exhausted", completed_at=now)
-    if not _transition(uow, challenge, now, **values):
-        return
-    uow.emit(
-        ChallengeFailed(challenge_id=challenge.id, area=challenge.area, token_id=token.id,
-                        token_type="push", reason="exhausted" if exhausted else "invalid_code",
-                        attempts_left=max(0, challenge.max_attempts - attempts)),
         user_id=challenge.user_id,
     )
 

@@ -9,14 +9,17 @@ answer, not a typed code, completes the challenge, so ``check_code`` is always F
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from services.core.models import Challenge, PushToken, Token, TokenState
+from sqlalchemy.engine import Connection
+
+from services.core.models import PushToken, Token, TokenState
 from services.core.factors.push import crypto, login
 from services.core.factors.push.enrollment import enrollment_url
 from services.core.plumbing.qr import qr_data_uris
-from services.core.factors.base import EnrollRequest, SelectResult, register_factor
+from services.core.factors.base import ChallengeRef, EnrollRequest, SelectResult, TokenSnapshot, register_factor
+from shared.types import TokenType
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context
@@ -30,10 +33,12 @@ def ttl_minutes(ctx: Context) -> int:
 
 
 class PushFactor:
-    type: ClassVar[str] = "push"
+    type: ClassVar[TokenType] = "push"
     initial_state: ClassVar[str] = TokenState.CLIENTWAIT
     has_scan_step: ClassVar[bool] = False
     needs_confirmation: ClassVar[bool] = False
+    takes_codes: ClassVar[bool] = False  # answered on the phone, never by a typed code
+    code_ready: ClassVar[bool] = False
 
     def prepare(self, ctx: Context, uow: UnitOfWork, token: Token, req: EnrollRequest) -> None:
         token.serial = SERIAL_PREFIX + secrets.token_hex(4).upper()
@@ -66,13 +71,13 @@ class PushFactor:
             "ttl_minutes": ttl_minutes(ctx),
         }
 
-    def check_code(self, ctx: Context, uow: UnitOfWork, token: Token, code: str) -> bool:
-        return False  # a push is answered on the phone, never by a typed code
+    def check_code(self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str,
+                   now: datetime) -> bool:
+        return False  # never asked: ``takes_codes`` is False
 
-    def select(
-        self, ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge
-    ) -> SelectResult:
-        return SelectResult(login.start_push(ctx, uow, token, challenge))
+    def select(self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot,
+               challenge: ChallengeRef) -> SelectResult:
+        return login.start_push(ctx, uow, token, challenge)
 
 
 register_factor(PushFactor())

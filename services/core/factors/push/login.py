@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from services.core.plumbing.clock import as_utc
 from services.core.errors import Conflict, Throttled
-from services.core.models import Challenge, ChallengeState, PushBlock, PushChallenge, PushToken, Token
+from services.core.models import Challenge, ChallengeState, PushBlock, PushChallenge, PushToken
+from services.core.factors.base import ChallengeRef, SelectResult, TokenSnapshot
 from services.core.factors.push import crypto
 from shared.events.push import PushRequested
 
@@ -86,8 +87,9 @@ def check_fatigue(ctx: Context, uow: UnitOfWork, user_id: str, challenge_id: Any
         )
 
 
-def start_push(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge) -> dict[str, Any]:
-    """Create the push challenge and emit ``push.requested``; returns the select extras."""
+def start_push(ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: ChallengeRef) -> SelectResult:
+    """Create the push challenge and emit ``push.requested``; the challenge now expires with
+    the push's answer window."""
     s, now = ctx.settings, ctx.clock.now()
     push_token = uow.session.get(PushToken, token.id)
     if push_token is None or not push_token.server_key_enc or not token.serial:
@@ -111,17 +113,18 @@ def start_push(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge
             created_at=now,
         )
     )
-    challenge.expires_at = now + timedelta(seconds=s.push_ttl_seconds)
     uow.emit(
         PushRequested(challenge_id=challenge.id, token_id=token.id, serial=token.serial),
         user_id=token.user_id,
     )
-    return {"presence_answer": answer} if answer else {}
+    return SelectResult({"presence_answer": answer} if answer else {},
+                        expires_at=now + timedelta(seconds=s.push_ttl_seconds))
 
 
-def challenge_extras(uow: UnitOfWork, challenge: Challenge) -> dict[str, Any]:
+def challenge_extras(ctx: Context, challenge: Challenge) -> dict[str, Any]:
     """What ``GET /v1/challenges/{id}`` adds for a push challenge: the option to show."""
     if challenge.token_type != "push":
         return {}
-    pc = uow.session.get(PushChallenge, challenge.id)
+    with ctx.sessions() as session:
+        pc = session.get(PushChallenge, challenge.id)
     return {"presence_answer": pc.presence_answer} if pc and pc.presence_answer else {}

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
 
 from services.core.errors import Conflict, Unprocessable
 from services.core.models import SmsCode, Token
@@ -27,6 +28,7 @@ from shared.events.sms import SmsRequested
 from shared.types import SealedStr
 
 if TYPE_CHECKING:
+    from services.core.factors.base import TokenSnapshot
     from services.core.plumbing.context import Context
     from services.core.plumbing.uow import UnitOfWork
 
@@ -56,7 +58,7 @@ def _code_hash(ctx: Context, message_id: uuid.UUID, code: str) -> str:
 def issue(
     ctx: Context,
     uow: UnitOfWork,
-    token: Token,
+    token: Token | TokenSnapshot,
     purpose: Literal["enrollment", "login"],
     challenge_id: uuid.UUID | None = None,
 ) -> SmsCode:
@@ -98,34 +100,31 @@ def issue(
     return row
 
 
-def latest_code(ctx: Context, uow: UnitOfWork, token_id: uuid.UUID) -> SmsCode | None:
-    return uow.session.scalar(
-        select(SmsCode)
-        .where(SmsCode.token_id == token_id, SmsCode.expires_at > ctx.clock.now())
-        .order_by(SmsCode.created_at.desc())
-        .limit(1)
-    )
+S = SmsCode.__table__.c
+# The token's newest live code: only that one counts, so a resend retires the previous one.
+_LATEST = (
+    select(S.id, S.code_hash, S.attempts, S.used_at)
+    .where(S.token_id == bindparam("b_token"), S.expires_at > bindparam("b_now"))
+    .order_by(S.created_at.desc())
+    .limit(1)
+)
+_COUNT_WRONG = update(SmsCode.__table__).where(S.id == bindparam("b_code")).values(attempts=S.attempts + 1)
+# Compare-and-set: of two requests with the same code, exactly one wins.
+_USE = (
+    update(SmsCode.__table__)
+    .where(S.id == bindparam("b_code"), S.used_at.is_(None), S.attempts < bindparam("b_limit"))
+    .values(used_at=bindparam("b_now"))
+)
 
 
-def check(ctx: Context, uow: UnitOfWork, token: Token, code: str) -> bool:
-    """True once for the right code of the token's newest live SMS; counts wrong guesses."""
-    row = latest_code(ctx, uow, token.id)
+def check(ctx: Context, conn: Connection, token_id: uuid.UUID, code: str, now: datetime) -> bool:
+    """True once for the right code of the token's newest live SMS; counts wrong guesses
+    against that code's own attempts."""
+    row = conn.execute(_LATEST, {"b_token": token_id, "b_now": now}).first()
     limit = ctx.settings.sms_code_attempts
     if row is None or row.used_at is not None or row.attempts >= limit:
         return False
     if not (code.isdigit() and ctx.keyring.mac_matches(f"sms-code:{row.id}:{code}", row.code_hash)):
-        uow.session.execute(
-            update(SmsCode)
-            .where(SmsCode.id == row.id)
-            .values(attempts=SmsCode.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
+        conn.execute(_COUNT_WRONG, {"b_code": row.id})
         return False
-    # Compare-and-set: of two requests with the same code, exactly one wins.
-    won = uow.session.execute(
-        update(SmsCode)
-        .where(SmsCode.id == row.id, SmsCode.used_at.is_(None), SmsCode.attempts < limit)
-        .values(used_at=ctx.clock.now())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return bool(won == 1)
+    return bool(conn.execute(_USE, {"b_code": row.id, "b_limit": limit, "b_now": now}).rowcount == 1)

@@ -34,16 +34,15 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import update
 
-from services.core.models import Challenge, ChallengeState, DeliveryState, SmsDelivery
+from services.core.challenges import service as challenges
+from services.core.models import DeliveryState, SmsDelivery
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
 from services.core.factors.sms.sender import SmsSender
 from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
-from shared.events.challenge import ChallengeFailed
 from shared.events.sms import SmsFailed, SmsRequested
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context
-    from services.core.plumbing.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -144,29 +143,5 @@ def _finish(
                                reason=reason[:200], error_code=error_code, permanent=permanent),
                      user_id=user_id)
             if undeliverable and cmd.challenge_id is not None:
-                mark_undeliverable(ctx, uow, cmd.challenge_id, cmd.token_id)
+                challenges.mark_undeliverable(ctx, uow, cmd.challenge_id, cmd.token_id)
         uow.commit()
-
-
-def mark_undeliverable(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID,
-                       token_id: uuid.UUID | None) -> None:
-    """A pending challenge waiting for this SMS fails with reason ``undeliverable``.
-
-    Only if the user has not moved on (still pending, still this token selected).
-    """
-    now = ctx.clock.now()
-    won = uow.session.execute(
-        update(Challenge)
-        .where(Challenge.id == challenge_id, Challenge.state == ChallengeState.PENDING,
-               Challenge.token_id == token_id, Challenge.expires_at > now)
-        .values(state=ChallengeState.FAILED, reason="undeliverable", completed_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if won == 1:
-        challenge = uow.session.get(Challenge, challenge_id)
-        assert challenge is not None
-        uow.session.refresh(challenge)
-        uow.emit(ChallengeFailed(
-            challenge_id=challenge.id, area=challenge.area, token_id=token_id, token_type="sms",
-            reason="undeliverable", attempts_left=max(0, challenge.max_attempts - challenge.attempts),
-        ), user_id=challenge.user_id)

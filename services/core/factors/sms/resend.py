@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from services.core.challenges import service as challenges
 from services.core.errors import Conflict, Gone
-from services.core.models import ChallengeState, SmsCode, Token, TokenState
+from services.core.models import SmsCode, Token, TokenState
 from services.core.factors.sms import codes
 from services.core.tokens.service import get_token
 from services.core.plumbing.clock import as_utc
@@ -32,12 +32,7 @@ def for_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.U
 
 
 def for_challenge(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID) -> tuple[Token, SmsCode]:
-    challenge = challenges.get(ctx, uow, challenge_id)
-    state = challenges.effective_state(ctx, challenge)
-    if state == ChallengeState.EXPIRED:
-        raise Gone("the challenge has expired", code="challenge_expired")
-    if state != ChallengeState.PENDING:
-        raise Conflict(f"the challenge is {state}", code="challenge_closed")
+    challenge = challenges.open_challenge(ctx, challenge_id)
     token = uow.session.get(Token, challenge.token_id) if challenge.token_id else None
     if token is None or token.type != "sms" or token.state != TokenState.ACTIVE:
         raise Conflict("select an SMS factor first", code="no_sms_factor_selected")

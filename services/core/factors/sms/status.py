@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from services.core.models import DeliveryState, SmsDelivery
-from services.core.factors.sms.delivery import mark_undeliverable
+from services.core.challenges import service as challenges
 from shared.events.sms import SmsDelivered, SmsFailed
 
 if TYPE_CHECKING:
@@ -72,5 +72,5 @@ def apply_status(
                            provider=row.provider or "twilio", reason=f"provider reported {status}",
                            error_code=error_code, permanent=True), user_id=row.user_id)
         if row.challenge_id is not None:
-            mark_undeliverable(ctx, uow, row.challenge_id, row.token_id)
+            challenges.mark_undeliverable(ctx, uow, row.challenge_id, row.token_id)
     return target

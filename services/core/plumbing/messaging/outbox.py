@@ -123,6 +123,14 @@ class InlineDispatcher:
         publish_rows(rows, self._publisher, self._sessions, self._clock, self._marker)
 
 
+class RelayDispatcher:
+    """Publishes nothing itself: the outbox relay sends what was committed (short-lived
+    admin commands, which should not wait for a broker)."""
+
+    def dispatch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        return None
+
+
 class BackgroundDispatcher:
     """Publishes from one daemon thread, batching rows, so a request never waits.
 

@@ -103,10 +103,8 @@ def main() -> None:
         ctx = build_context(settings, background=False)
         t0 = time.perf_counter()
         # One token per user so that the per-user quota does not get in the way.
-        with ctx.uow() as uow:
-            for i in range(args.n):
-                service.start_enrollment(ctx, uow, f"user{i}", EnrollRequest("sms", "p", f"+491511{i:07d}"))
-            uow.commit()  # dispatches all n events to the broker after the commit
+        for i in range(args.n):  # each enrollment commits and dispatches its own event
+            service.start_enrollment(ctx, f"user{i}", EnrollRequest("sms", "p", f"+491511{i:07d}"))
         print(f"queued {args.n} messages in {time.perf_counter() - t0:.1f} s")
         env = {**os.environ, "TWOFA_ENV": "test", "TWOFA_VAR_DIR": str(tmp / "var"),
                "TWOFA_DATABASE_URL": db_url, "TWOFA_BROKER_URL": broker,

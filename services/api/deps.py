@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Path, Request, Response
@@ -13,7 +13,6 @@ from pydantic import BaseModel
 
 from services.core import apikeys
 from services.core.plumbing.context import Context
-from services.core.plumbing.uow import UnitOfWork
 
 T = TypeVar("T")
 
@@ -34,14 +33,6 @@ async def get_ctx(request: Request) -> Context:
 async def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> str | None:
     """The caller's ``X-Correlation-Id`` if it is well-formed; otherwise one is made up."""
     return x_correlation_id if x_correlation_id and _CORRELATION.match(x_correlation_id) else None
-
-
-def get_uow(
-    ctx: Annotated[Context, Depends(get_ctx)],
-    correlation: Annotated[str | None, Depends(correlation_id)],
-) -> Iterator[UnitOfWork]:
-    with ctx.uow(correlation) as uow:
-        yield uow
 
 
 async def run_db(ctx: Context, fn: Callable[..., T], *args: Any) -> T:
@@ -89,6 +80,5 @@ def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
 
 
 Ctx = Annotated[Context, Depends(get_ctx)]
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
 Correlation = Annotated[str | None, Depends(correlation_id)]
 UserId = Annotated[str, Path(pattern=USER_ID_PATTERN, max_length=128)]

@@ -50,7 +50,12 @@ def ensure_known(ctx: Context, area: str) -> None:
         raise NotFound(f"no area named {area!r} in the catalogue", code="unknown_area")
 
 
-def user_areas(ctx: Context, uow: UnitOfWork, user_id: str) -> list[AreaState]:
+def user_areas(ctx: Context, user_id: str) -> list[AreaState]:
+    with ctx.uow() as uow:
+        return _user_areas(ctx, uow, user_id)
+
+
+def _user_areas(ctx: Context, uow: UnitOfWork, user_id: str) -> list[AreaState]:
     """Every catalogue area, in catalogue order, with this user's choice.
 
     Rows for areas that have since left the catalogue are ignored, not shown.
@@ -70,20 +75,20 @@ def user_areas(ctx: Context, uow: UnitOfWork, user_id: str) -> list[AreaState]:
     return out
 
 
-def user_area(ctx: Context, uow: UnitOfWork, user_id: str, area: str) -> AreaState:
+def user_area(ctx: Context, user_id: str, area: str) -> AreaState:
     ensure_known(ctx, area)
-    return next(a for a in user_areas(ctx, uow, user_id) if a.area == area)
+    return next(a for a in user_areas(ctx, user_id) if a.area == area)
 
 
 def set_protection(
     ctx: Context,
-    uow: UnitOfWork,
     user_id: str,
     area: str,
     protected: bool,
     *,
     code: str | None,
     verify_with: uuid.UUID | None = None,
+    correlation_id: str | None = None,
 ) -> AreaState:
     """Turn protection of ``area`` on or off for ``user_id``.
 
@@ -93,8 +98,11 @@ def set_protection(
     with ``GET``, which is the honest way). An unchanged value emits no event.
     """
     ensure_known(ctx, area)
-    require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up")
-    return _apply(ctx, uow, user_id, area, protected, by_default=False)
+    with ctx.uow(correlation_id) as uow:
+        require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up")
+        state = _apply(ctx, uow, user_id, area, protected, by_default=False)
+        uow.commit()
+    return state
 
 
 def _apply(

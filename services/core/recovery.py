@@ -107,7 +107,14 @@ def safe_filename(user_id: str) -> str:
     return f"twofa-recovery-{cleaned}.txt"
 
 
-def download(ctx: Context, uow: UnitOfWork, user_id: str) -> Download:
+def download(ctx: Context, user_id: str, correlation_id: str | None = None) -> Download:
+    with ctx.uow(correlation_id) as uow:
+        file = _download(ctx, uow, user_id)
+        uow.commit()
+    return file
+
+
+def _download(ctx: Context, uow: UnitOfWork, user_id: str) -> Download:
     """The one download: returns the token and deletes its ciphertext (same transaction).
 
     Compare-and-set on the ciphertext, so of two concurrent downloads one wins and
@@ -155,7 +162,14 @@ def _policy(ctx: Context) -> ThrottlePolicy:
     )
 
 
-def redeem(ctx: Context, uow: UnitOfWork, user_id: str, supplied: str) -> int:
+def redeem(ctx: Context, user_id: str, supplied: str, correlation_id: str | None = None) -> int:
+    with ctx.uow(correlation_id) as uow:
+        removed = _redeem(ctx, uow, user_id, supplied)
+        uow.commit()
+    return removed
+
+
+def _redeem(ctx: Context, uow: UnitOfWork, user_id: str, supplied: str) -> int:
     """Reset 2FA with the recovery token; returns how many tokens were removed.
 
     A wrong, used or never-issued token gets the same answer (422) and counts as a

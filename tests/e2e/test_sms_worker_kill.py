@@ -86,9 +86,7 @@ def test_sigkill_mid_send_delivers_exactly_once(tmp_path: Path) -> None:
         # The first send hangs 2.5 s (under the 3 s client timeout, so the worker does not retry
         # by itself), then FakeTwilio accepts it anyway: Twilio got it, the worker never heard.
         fake.script(Delay(2.5))
-        with ctx.uow() as uow:
-            service.start_enrollment(ctx, uow, "alice", EnrollRequest("sms", "phone", "+4915112345678"))
-            uow.commit()
+        service.start_enrollment(ctx, "alice", EnrollRequest("sms", "phone", "+4915112345678"))
 
         def worker(log: str) -> subprocess.Popen[bytes]:
             with open(tmp_path / log, "wb") as out:

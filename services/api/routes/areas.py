@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from services.api.deps import Ctx, Uow, UserId, require
+from services.api.deps import Correlation, Ctx, UserId, require
 from services.api.schemas import Strict
 from services.core import areas
 
@@ -66,16 +66,16 @@ def catalogue(ctx: Ctx) -> CatalogueOut:
 @router.get(
     "/v1/users/{user_id}/areas", response_model=UserAreasOut, dependencies=[Depends(_enroll)]
 )
-def user_areas(user_id: UserId, ctx: Ctx, uow: Uow) -> UserAreasOut:
-    listed = [_out(a) for a in areas.user_areas(ctx, uow, user_id)]
+def user_areas(user_id: UserId, ctx: Ctx) -> UserAreasOut:
+    listed = [_out(a) for a in areas.user_areas(ctx, user_id)]
     return UserAreasOut(user_id=user_id, areas=listed)
 
 
 @router.get(
     "/v1/users/{user_id}/areas/{area}", response_model=AreaOut, dependencies=[Depends(_enroll)]
 )
-def user_area(user_id: UserId, area: AreaPath, ctx: Ctx, uow: Uow) -> AreaOut:
-    return _out(areas.user_area(ctx, uow, user_id, area))
+def user_area(user_id: UserId, area: AreaPath, ctx: Ctx) -> AreaOut:
+    return _out(areas.user_area(ctx, user_id, area))
 
 
 @router.put(
@@ -83,14 +83,12 @@ def user_area(user_id: UserId, area: AreaPath, ctx: Ctx, uow: Uow) -> AreaOut:
     response_model=AreaChangeOut,
     dependencies=[Depends(_enroll)],
 )
-def set_area(user_id: UserId, area: AreaPath, body: AreaIn, ctx: Ctx, uow: Uow) -> AreaChangeOut:
+def set_area(user_id: UserId, area: AreaPath, body: AreaIn, ctx: Ctx, correlation: Correlation) -> AreaChangeOut:
     """Needs a fresh valid code (``code``, optionally ``verify_token_id``) once the
     user has an active token: 403 ``step_up_required`` without one, 422 for a wrong
     or replayed code. An unknown area is 404 ``unknown_area``."""
-    state = areas.set_protection(
-        ctx, uow, user_id, area, body.protected, code=body.code, verify_with=body.verify_token_id
-    )
-    uow.commit()
+    state = areas.set_protection(ctx, user_id, area, body.protected, code=body.code,
+                                 verify_with=body.verify_token_id, correlation_id=correlation)
     return AreaChangeOut(
         area=state.area,
         protected=state.protected,

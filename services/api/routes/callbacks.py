@@ -38,12 +38,8 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
 
 
 def _apply(ctx: Context, params: dict[str, str], message_id: uuid.UUID | None) -> str:
-    with ctx.uow() as uow:
-        outcome = apply_status(ctx, uow, params.get("MessageSid", ""),
-                               params.get("MessageStatus", ""),
-                               _int_or_none(params.get("ErrorCode")), message_id)
-        uow.commit()
-    return outcome
+    return apply_status(ctx, params.get("MessageSid", ""), params.get("MessageStatus", ""),
+                        _int_or_none(params.get("ErrorCode")), message_id)
 
 
 @router.post("/twilio", status_code=204)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from services.api.deps import Ctx, Uow, UserId, require
+from services.api.deps import Correlation, Ctx, UserId, require
 from services.api.schemas import Strict
 from services.core import recovery
 
@@ -35,10 +35,9 @@ class RecoveryOut(BaseModel):
         410: {"description": "already downloaded"},
     },
 )
-def download(user_id: UserId, ctx: Ctx, uow: Uow) -> PlainTextResponse:
+def download(user_id: UserId, ctx: Ctx, correlation: Correlation) -> PlainTextResponse:
     """Returns the recovery token once, as a text file; the next call gets 410 Gone."""
-    file = recovery.download(ctx, uow, user_id)
-    uow.commit()
+    file = recovery.download(ctx, user_id, correlation)
     return PlainTextResponse(
         file.text,
         headers={
@@ -50,11 +49,10 @@ def download(user_id: UserId, ctx: Ctx, uow: Uow) -> PlainTextResponse:
 
 
 @router.post("/recovery", response_model=RecoveryOut)
-def redeem(user_id: UserId, body: RecoveryIn, ctx: Ctx, uow: Uow) -> RecoveryOut:
+def redeem(user_id: UserId, body: RecoveryIn, ctx: Ctx, correlation: Correlation) -> RecoveryOut:
     """Removes all of the user's tokens; the recovery token never works again.
 
     Wrong tokens: 422 ``invalid_recovery_token``; after a few, 429 with Retry-After.
     """
-    removed = recovery.redeem(ctx, uow, user_id, body.recovery_token)
-    uow.commit()
+    removed = recovery.redeem(ctx, user_id, body.recovery_token, correlation)
     return RecoveryOut(reset=True, tokens_removed=removed)

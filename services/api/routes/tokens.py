@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from services.api.deps import Ctx, Uow, UserId, require
+from services.api.deps import Correlation, Ctx, UserId, require
 from services.api.schemas import CodeIn, DeleteIn, EnrollIn, EnrollmentOut, TokenListOut, TokenOut
 from services.core.tokens import service
 from services.core.factors.base import EnrollRequest
@@ -15,44 +15,39 @@ router = APIRouter(prefix="/v1/users/{user_id}/tokens", tags=["tokens"], depende
 
 
 @router.post("", status_code=201, response_model=EnrollmentOut)
-def start_enrollment(user_id: UserId, body: EnrollIn, ctx: Ctx, uow: Uow) -> EnrollmentOut:
+def start_enrollment(user_id: UserId, body: EnrollIn, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
     req = EnrollRequest(type=body.type, description=body.description.strip(), phone=body.phone)
-    result = service.start_enrollment(ctx, uow, user_id, req)
-    uow.commit()
+    result = service.start_enrollment(ctx, user_id, req, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token), details=result.details)
 
 
 @router.get("", response_model=TokenListOut)
-def overview(user_id: UserId, uow: Uow) -> TokenListOut:
-    return TokenListOut(tokens=[TokenOut.of(t) for t in service.list_tokens(uow, user_id)])
+def overview(user_id: UserId, ctx: Ctx) -> TokenListOut:
+    return TokenListOut(tokens=[TokenOut.of(t) for t in service.overview(ctx, user_id)])
 
 
 @router.post("/{token_id}/scanned", response_model=EnrollmentOut)
-def scanned(user_id: UserId, token_id: uuid.UUID, ctx: Ctx, uow: Uow) -> EnrollmentOut:
-    result = service.mark_scanned(ctx, uow, user_id, token_id)
-    uow.commit()
+def scanned(user_id: UserId, token_id: uuid.UUID, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
+    result = service.mark_scanned(ctx, user_id, token_id, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token))
 
 
 @router.post("/{token_id}/activate", response_model=EnrollmentOut)
-def activate(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, uow: Uow) -> EnrollmentOut:
-    result = service.activate(ctx, uow, user_id, token_id, body.code)
-    uow.commit()
+def activate(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
+    result = service.activate(ctx, user_id, token_id, body.code, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token), details=result.details)
 
 
 @router.post("/{token_id}/confirm", response_model=EnrollmentOut)
-def confirm(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, uow: Uow) -> EnrollmentOut:
-    result = service.confirm(ctx, uow, user_id, token_id, body.code)
-    uow.commit()
+def confirm(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
+    result = service.confirm(ctx, user_id, token_id, body.code, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token), details=result.details)
 
 
 @router.delete("/{token_id}", status_code=200, response_model=TokenOut)
-def delete(user_id: UserId, token_id: uuid.UUID, body: DeleteIn, ctx: Ctx, uow: Uow) -> TokenOut:
+def delete(user_id: UserId, token_id: uuid.UUID, body: DeleteIn, ctx: Ctx, correlation: Correlation) -> TokenOut:
     """Needs ``code`` from any of the user's active code tokens (``verify_token_id`` names
     one); an enrollment not finished yet is cancelled without one. Answers the token as it
     was, with ``state: "deleted"``."""
-    token = service.delete_token(ctx, uow, user_id, token_id, body.code or "", body.verify_token_id)
-    uow.commit()
+    token = service.delete_token(ctx, user_id, token_id, body.code or "", body.verify_token_id, correlation)
     return TokenOut.of(token).model_copy(update={"state": "deleted", "locked": False})

@@ -1,7 +1,8 @@
 """Token use cases: enroll (start → scanned → activate → confirm), list, delete.
 
-Each function works inside the caller's unit of work and does not commit, except
-where a failed code must be counted (see ``verification``).
+Each use case opens its unit of work and commits it; a failed code is committed (it
+counts) before the error is raised (see ``verification``). ``get_token``, ``list_tokens``
+and ``make_active`` are steps other use cases run inside their own unit of work.
 """
 
 from __future__ import annotations
@@ -55,38 +56,40 @@ def list_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
     )
 
 
-def start_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, req: EnrollRequest) -> StepResult:
-    if req.type not in factor_types():
-        raise Unprocessable(f"unknown token type {req.type!r}", code="unknown_token_type")
-    if len(list_tokens(uow, user_id)) >= MAX_TOKENS_PER_USER:
-        raise Conflict("this user has too many tokens", code="too_many_tokens")
-    factor = factor_for(req.type)
-    now = ctx.clock.now()
-    token = Token(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        type=req.type,
-        description=req.description,
-        state=factor.initial_state,
-        drift=0,
-        failures=0,
-        created_at=now,
-        enrollment_expires_at=now + timedelta(seconds=ctx.settings.enrollment_ttl_seconds),
-    )
-    factor.prepare(ctx, uow, token, req)
-    uow.session.add(token)
-    uow.session.flush()
-    details = factor.enrollment_details(ctx, uow, token)
-    uow.emit(
-        EnrollmentStarted(
-            token_id=token.id,
-            token_type=token.type,
-            description=token.description,
-            phone=token.phone_masked,
-            serial=token.serial,
-        ),
-        user_id=user_id,
-    )
+def start_enrollment(ctx: Context, user_id: str, req: EnrollRequest, correlation_id: str | None = None) -> StepResult:
+    with ctx.uow(correlation_id) as uow:
+        if req.type not in factor_types():
+            raise Unprocessable(f"unknown token type {req.type!r}", code="unknown_token_type")
+        if len(list_tokens(uow, user_id)) >= MAX_TOKENS_PER_USER:
+            raise Conflict("this user has too many tokens", code="too_many_tokens")
+        factor = factor_for(req.type)
+        now = ctx.clock.now()
+        token = Token(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            type=req.type,
+            description=req.description,
+            state=factor.initial_state,
+            drift=0,
+            failures=0,
+            created_at=now,
+            enrollment_expires_at=now + timedelta(seconds=ctx.settings.enrollment_ttl_seconds),
+        )
+        factor.prepare(ctx, uow, token, req)
+        uow.session.add(token)
+        uow.session.flush()
+        details = factor.enrollment_details(ctx, uow, token)
+        uow.emit(
+            EnrollmentStarted(
+                token_id=token.id,
+                token_type=token.type,
+                description=token.description,
+                phone=token.phone_masked,
+                serial=token.serial,
+            ),
+            user_id=user_id,
+        )
+        uow.commit()
     return StepResult(token, details)
 
 
@@ -100,42 +103,56 @@ def _enrolling(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID)
     return token
 
 
-def mark_scanned(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID) -> StepResult:
-    token = _enrolling(ctx, uow, user_id, token_id)
-    if not factor_for(token.type).has_scan_step:
-        raise Conflict(f"{token.type} tokens have no scan step")
-    if token.state == TokenState.PENDING:
-        token.state = TokenState.SCANNED
-        uow.emit(EnrollmentScanned(token_id=token.id, token_type=token.type), user_id=user_id)
-    elif token.state != TokenState.SCANNED:
-        raise Conflict(f"the token is {token.state}")
+def overview(ctx: Context, user_id: str) -> list[Token]:
+    with ctx.uow() as uow:
+        tokens = list_tokens(uow, user_id)
+        uow.session.expunge_all()  # kept as read: leaving the unit of work rolls back, which would expire them
+    return tokens
+
+
+def mark_scanned(ctx: Context, user_id: str, token_id: uuid.UUID, correlation_id: str | None = None) -> StepResult:
+    with ctx.uow(correlation_id) as uow:
+        token = _enrolling(ctx, uow, user_id, token_id)
+        if not factor_for(token.type).has_scan_step:
+            raise Conflict(f"{token.type} tokens have no scan step")
+        if token.state == TokenState.PENDING:
+            token.state = TokenState.SCANNED
+            uow.emit(EnrollmentScanned(token_id=token.id, token_type=token.type), user_id=user_id)
+        elif token.state != TokenState.SCANNED:
+            raise Conflict(f"the token is {token.state}")
+        uow.commit()
     return StepResult(token, {})
 
 
-def activate(
-    ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID, code: str
-) -> StepResult:
-    token = _enrolling(ctx, uow, user_id, token_id)
-    factor = factor_for(token.type)
-    expected = TokenState.SCANNED if factor.has_scan_step else factor.initial_state
-    if token.state != expected:
-        raise Conflict(f"the token is {token.state}; activation needs {expected}")
-    check_token_code(ctx, uow, token, code, purpose="activate")
-    uow.emit(EnrollmentActivated(token_id=token.id, token_type=token.type), user_id=user_id)
-    if factor.needs_confirmation:
-        token.state = TokenState.UNCONFIRMED
-        return StepResult(token, {})
-    return make_active(ctx, uow, token)
+def activate(ctx: Context, user_id: str, token_id: uuid.UUID, code: str,
+             correlation_id: str | None = None) -> StepResult:
+    with ctx.uow(correlation_id) as uow:
+        token = _enrolling(ctx, uow, user_id, token_id)
+        factor = factor_for(token.type)
+        expected = TokenState.SCANNED if factor.has_scan_step else factor.initial_state
+        if token.state != expected:
+            raise Conflict(f"the token is {token.state}; activation needs {expected}")
+        check_token_code(ctx, uow, token, code, purpose="activate")
+        uow.emit(EnrollmentActivated(token_id=token.id, token_type=token.type), user_id=user_id)
+        if factor.needs_confirmation:
+            token.state = TokenState.UNCONFIRMED
+            result = StepResult(token, {})
+        else:
+            result = make_active(ctx, uow, token)
+        uow.commit()
+    return result
 
 
-def confirm(
-    ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID, code: str
-) -> StepResult:
-    token = _enrolling(ctx, uow, user_id, token_id)
-    if token.state != TokenState.UNCONFIRMED:
-        raise Conflict(f"the token is {token.state}; confirmation follows activation")
-    check_token_code(ctx, uow, token, code, purpose="confirm")
-    return make_active(ctx, uow, token)
+def confirm(ctx: Context, user_id: str, token_id: uuid.UUID, code: str,
+            correlation_id: str | None = None) -> StepResult:
+    with ctx.uow(correlation_id) as uow:
+        token = _enrolling(ctx, uow, user_id, token_id)
+        if token.state != TokenState.UNCONFIRMED:
+            raise Conflict(f"the token is {token.state}; confirmation follows activation")
+        check_token_code(ctx, uow, token, code, purpose="confirm")
+        result = make_active(ctx, uow, token)
+        uow.commit()
+    return result
 
 
 def make_active(ctx: Context, uow: UnitOfWork, token: Token) -> StepResult:
@@ -149,21 +166,21 @@ def make_active(ctx: Context, uow: UnitOfWork, token: Token) -> StepResult:
 
 def delete_token(
     ctx: Context,
-    uow: UnitOfWork,
     user_id: str,
     token_id: uuid.UUID,
     code: str,
     verify_with: uuid.UUID | None = None,
+    correlation_id: str | None = None,
 ) -> Token:
     """Delete a token; needs a valid code from one of the user's active tokens.
 
     An enrollment that never finished is not a factor yet: cancelling it needs no code.
     """
-    token = get_token(uow, user_id, token_id)
-    if token.state not in TokenState.ENROLLING:
-        lifecycle.require_step_up(ctx, uow, user_id, code, verify_with, purpose="delete", default=token)
-    uow.session.delete(token)
-    uow.emit(
-        TokenDeleted(token_id=token.id, token_type=token.type, reason="user"), user_id=user_id
-    )
+    with ctx.uow(correlation_id) as uow:
+        token = get_token(uow, user_id, token_id)
+        if token.state not in TokenState.ENROLLING:
+            lifecycle.require_step_up(ctx, uow, user_id, code, verify_with, purpose="delete", default=token)
+        uow.session.delete(token)
+        uow.emit(TokenDeleted(token_id=token.id, token_type=token.type, reason="user"), user_id=user_id)
+        uow.commit()
     return token

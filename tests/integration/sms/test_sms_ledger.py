@@ -27,10 +27,8 @@ from shared.registry import parse_event
 
 
 def requested(ctx: Context, publisher: RecordingPublisher, n: int) -> list[ClaimJob]:
-    with ctx.uow() as uow:
-        for i in range(n):
-            service.start_enrollment(ctx, uow, f"user{i}", EnrollRequest("sms", "p", f"+4915110000{i:03d}"))
-        uow.commit()
+    for i in range(n):
+        service.start_enrollment(ctx, f"user{i}", EnrollRequest("sms", "p", f"+4915110000{i:03d}"))
     jobs = []
     for raw in publisher.published:
         if raw["type"] == "sms.requested":

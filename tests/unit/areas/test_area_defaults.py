@@ -48,8 +48,6 @@ def test_no_default_when_sso_is_not_in_the_catalogue(tmp_path, database_url, clo
 
 
 def test_an_explicit_choice_stands(ctx, publisher):
-    with ctx.uow() as uow:
-        areas.set_protection(ctx, uow, "alice", "sso", False, code=None)
-        uow.commit()
+    areas.set_protection(ctx, "alice", "sso", False, code=None)
     assert run_hook(ctx) == ({}, False)
     assert len(publisher.published) == 1

@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from services.core.plumbing.uow import UnitOfWork
 
 
-def for_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID) -> tuple[Token, SmsCode]:
+def for_enrollment(ctx: Context, user_id: str, token_id: uuid.UUID,
+                   correlation_id: str | None = None) -> tuple[Token, SmsCode]:
+    with ctx.uow(correlation_id) as uow:
+        sent = _for_enrollment(ctx, uow, user_id, token_id)
+        uow.commit()
+    return sent
+
+
+def _for_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID) -> tuple[Token, SmsCode]:
     token = get_token(uow, user_id, token_id)
     if token.type != "sms" or token.state != TokenState.PENDING:
         raise Conflict("only an SMS token being enrolled can get its code again")
@@ -31,7 +39,14 @@ def for_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.U
     return token, codes.issue(ctx, uow, token, "enrollment")
 
 
-def for_challenge(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID) -> tuple[Token, SmsCode]:
+def for_challenge(ctx: Context, challenge_id: uuid.UUID, correlation_id: str | None = None) -> tuple[Token, SmsCode]:
+    with ctx.uow(correlation_id) as uow:
+        sent = _for_challenge(ctx, uow, challenge_id)
+        uow.commit()
+    return sent
+
+
+def _for_challenge(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID) -> tuple[Token, SmsCode]:
     challenge = challenges.open_challenge(ctx, challenge_id)
     token = uow.session.get(Token, challenge.token_id) if challenge.token_id else None
     if token is None or token.type != "sms" or token.state != TokenState.ACTIVE:

@@ -38,15 +38,17 @@ def _find(uow: UnitOfWork, sid: str, message_id: uuid.UUID | None) -> SmsDeliver
     return row
 
 
-def apply_status(
-    ctx: Context,
-    uow: UnitOfWork,
-    sid: str,
-    status: str,
-    error_code: int | None,
-    message_id: uuid.UUID | None = None,
-) -> str:
+def apply_status(ctx: Context, sid: str, status: str, error_code: int | None,
+                 message_id: uuid.UUID | None = None) -> str:
     """Apply one callback; returns what happened (for the log and the tests)."""
+    with ctx.uow() as uow:
+        outcome = _apply_status(ctx, uow, sid, status, error_code, message_id)
+        uow.commit()
+    return outcome
+
+
+def _apply_status(ctx: Context, uow: UnitOfWork, sid: str, status: str, error_code: int | None,
+                  message_id: uuid.UUID | None) -> str:
     if status not in DELIVERED + FAILED:
         return "ignored"  # queued / sending / sent / accepted: nothing to record
     row = _find(uow, sid, message_id)

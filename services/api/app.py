@@ -9,11 +9,19 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.limits import BodySizeLimit
-from services.api.routes import admin, audit, challenges, health, tokens
-from services.api.routes import areas, recovery  # issue 5
-from services.api.routes import callbacks, sms  # SMS (issue 3)
-from services.api.routes import ttype_push  # PUSH (issue 4)
 from services.api.privacyidea import routes as privacyidea
+from services.api.routes import (
+    admin,
+    areas,
+    audit,
+    callbacks,
+    challenges,
+    health,
+    recovery,
+    sms,
+    tokens,
+    ttype_push,
+)
 from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
 from services.core.plumbing.settings import Settings

@@ -51,7 +51,7 @@ class TokenOut(BaseModel):
     takes_codes: bool = False  # the user can type a code from it (step-up)
 
     @classmethod
-    def of(cls, token: Token) -> "TokenOut":
+    def of(cls, token: Token) -> TokenOut:
         return cls(
             id=token.id,
             type=token.type,

@@ -127,16 +127,20 @@ def next_backoff(policy: ThrottlePolicy, failures: int, now: datetime) -> dateti
 
 
 def user_throttled(wait: int) -> Throttled:
-    return Throttled("too many wrong codes for this user; try again later", retry_after=wait,
-                     code="user_throttled")
+    return Throttled(
+        "too many wrong codes for this user; try again later",
+        retry_after=wait,
+        code="user_throttled",
+    )
 
 
 def token_throttled(wait: int) -> Throttled:
     return Throttled("too many wrong codes; try again later", retry_after=wait)
 
 
-def refuse_while_waiting(user_backoff_until: datetime | None, token_backoff_until: datetime | None,
-                         now: datetime) -> None:
+def refuse_while_waiting(
+    user_backoff_until: datetime | None, token_backoff_until: datetime | None, now: datetime
+) -> None:
     """The cheap refusal from a read: during a back-off the code is not even looked at."""
     if wait := wait_seconds(user_backoff_until, now):
         raise user_throttled(wait)
@@ -156,7 +160,9 @@ def _not_waiting(column: Any) -> ColumnElement[bool]:
 # What a success writes on the token row, and the guard it needs: a factor whose check
 # already writes that row (TOTP's accepted step) folds both into its own compare-and-set.
 SUCCESS_VALUES: dict[str, Any] = {
-    "failures": 0, "backoff_until": None, "last_used_at": bindparam("b_now", type_=_DATETIME),
+    "failures": 0,
+    "backoff_until": None,
+    "last_used_at": bindparam("b_now", type_=_DATETIME),
 }
 TOKEN_NOT_WAITING = _not_waiting(T.backoff_until)
 
@@ -165,13 +171,19 @@ _TOKEN_SUCCEEDED = (
     .where(T.id == bindparam("b_token"), T.state == bindparam("b_state"), TOKEN_NOT_WAITING)
     .values(**SUCCESS_VALUES)
 )
-_RESET_USER = update(PROFILES).where(P.user_id == bindparam("b_user"), P.failures != 0).values(
-    failures=0, backoff_until=None
+_RESET_USER = (
+    update(PROFILES)
+    .where(P.user_id == bindparam("b_user"), P.failures != 0)
+    .values(failures=0, backoff_until=None)
 )
 _RESET_OTHER_TOKENS = (
     update(TOKENS)
-    .where(T.user_id == bindparam("b_user"), T.id != bindparam("b_token"), T.state == TokenState.ACTIVE,
-           or_(T.failures != 0, T.backoff_until.is_not(None)))
+    .where(
+        T.user_id == bindparam("b_user"),
+        T.id != bindparam("b_token"),
+        T.state == TokenState.ACTIVE,
+        or_(T.failures != 0, T.backoff_until.is_not(None)),
+    )
     .values(failures=0, backoff_until=None)
 )
 _TOKEN_WAIT = select(T.backoff_until, T.state).where(T.id == bindparam("b_token"))
@@ -181,8 +193,11 @@ _USER_WAIT = select(P.backoff_until).where(P.user_id == bindparam("b_user"))
 def _schedule(delay_after: Any, capped_from: int, count: Any) -> Any:
     """``CASE`` over the new count: NULL while free, then the wait each count starts
     (bound as ``b_until_<n>``), the capped wait (``b_until_cap``) from ``capped_from`` on."""
-    whens = [(count == n, bindparam(f"b_until_{n}", type_=_DATETIME))
-             for n in range(1, capped_from) if delay_after(n) > 0]
+    whens = [
+        (count == n, bindparam(f"b_until_{n}", type_=_DATETIME))
+        for n in range(1, capped_from)
+        if delay_after(n) > 0
+    ]
     free = [n for n in range(1, capped_from) if delay_after(n) <= 0]
     if free:
         whens.insert(0, (count <= max(free), null()))
@@ -190,8 +205,11 @@ def _schedule(delay_after: Any, capped_from: int, count: Any) -> Any:
 
 
 def _until_params(delay_after: Any, capped_from: int, now: datetime) -> dict[str, datetime]:
-    params = {f"b_until_{n}": now + timedelta(seconds=delay_after(n))
-              for n in range(1, capped_from) if delay_after(n) > 0}
+    params = {
+        f"b_until_{n}": now + timedelta(seconds=delay_after(n))
+        for n in range(1, capped_from)
+        if delay_after(n) > 0
+    }
     params["b_until_cap"] = now + timedelta(seconds=delay_after(capped_from))
     return params
 
@@ -216,12 +234,17 @@ def _count_user_failure(policy: UserPolicy, dialect_name: str) -> Any:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     count = P.failures + 1
     insert = dialect.insert(PROFILES).values(
-        user_id=bindparam("b_user"), created_at=bindparam("b_now", type_=_DATETIME), failures=1,
+        user_id=bindparam("b_user"),
+        created_at=bindparam("b_now", type_=_DATETIME),
+        failures=1,
         backoff_until=bindparam("b_first_until", type_=_DATETIME),
     )
     return insert.on_conflict_do_update(
         index_elements=[P.user_id],
-        set_={"failures": count, "backoff_until": _schedule(policy.delay_after, policy.capped_from(), count)},
+        set_={
+            "failures": count,
+            "backoff_until": _schedule(policy.delay_after, policy.capped_from(), count),
+        },
         where=_not_waiting(P.backoff_until),
     ).returning(P.failures)
 
@@ -236,21 +259,35 @@ class Failure:
     locked_now: bool  # this failure reached the hard lock
 
 
-def record_failure(settings: Settings, conn: Connection, token_id: uuid.UUID, token_state: str,
-                   user_id: str, now: datetime) -> Failure:
+def record_failure(
+    settings: Settings,
+    conn: Connection,
+    token_id: uuid.UUID,
+    token_state: str,
+    user_id: str,
+    now: datetime,
+) -> Failure:
     """Count one wrong code for the token and its user, or raise ``Throttled`` when a
     back-off started since the read (then nothing may be written: the caller's unit of
     work rolls back). The token must still be in ``token_state``."""
     policy = token_policy(settings)
-    params = {"b_token": token_id, "b_state": token_state, "b_now": now,
-              **_until_params(policy.delay_after, policy.capped_from(), now)}
+    params = {
+        "b_token": token_id,
+        "b_state": token_state,
+        "b_now": now,
+        **_until_params(policy.delay_after, policy.capped_from(), now),
+    }
     counted = conn.execute(_count_token_failure(policy), params).first()
     if counted is None:
         raise _why_token_not_counted(conn, token_id, token_state, now)
     failures, state = counted
     users = user_policy(settings)
-    params = {"b_user": user_id, "b_now": now, "b_first_until": _first_until(users, now),
-              **_until_params(users.delay_after, users.capped_from(), now)}
+    params = {
+        "b_user": user_id,
+        "b_now": now,
+        "b_first_until": _first_until(users, now),
+        **_until_params(users.delay_after, users.capped_from(), now),
+    }
     user_failures = conn.execute(_count_user_failure(users, conn.dialect.name), params).scalar()
     if user_failures is None:
         backoff = conn.execute(_USER_WAIT, {"b_user": user_id}).scalar()
@@ -264,7 +301,9 @@ def _first_until(policy: UserPolicy, now: datetime) -> datetime | None:
     return now + timedelta(seconds=delay) if delay else None
 
 
-def _why_token_not_counted(conn: Connection, token_id: uuid.UUID, state: str, now: datetime) -> Exception:
+def _why_token_not_counted(
+    conn: Connection, token_id: uuid.UUID, state: str, now: datetime
+) -> Exception:
     row = conn.execute(_TOKEN_WAIT, {"b_token": token_id}).first()
     if row is None or row.state != state:
         return Conflict("the selected factor is no longer usable", code="factor_unusable")
@@ -278,7 +317,9 @@ def token_succeeded(conn: Connection, token_id: uuid.UUID, token_state: str, now
     return bool(conn.execute(_TOKEN_SUCCEEDED, params).rowcount == 1)
 
 
-def record_success(conn: Connection, token_id: uuid.UUID, user_id: str, user_failures: int | None) -> None:
+def record_success(
+    conn: Connection, token_id: uuid.UUID, user_id: str, user_failures: int | None
+) -> None:
     """After a success with any factor: the user's count and those of the user's other
     active tokens start again. A user without failures has none on any token either
     (every token failure counts for the user too), so when the read said 0 nothing is
@@ -296,11 +337,16 @@ _UNLOCKABLE_ONE = _UNLOCKABLE.where(T.id == bindparam("b_token"))
 _UNLOCK_TOKENS = (
     update(TOKENS)
     .where(T.id.in_(bindparam("b_tokens", expanding=True)))
-    .values(failures=0, backoff_until=None,
-            state=case((T.state == TokenState.LOCKED, TokenState.ACTIVE), else_=T.state))
+    .values(
+        failures=0,
+        backoff_until=None,
+        state=case((T.state == TokenState.LOCKED, TokenState.ACTIVE), else_=T.state),
+    )
 )
 _OWNED = select(T.id).where(T.id == bindparam("b_token"), T.user_id == bindparam("b_user"))
-_UNLOCK_USER = update(PROFILES).where(P.user_id == bindparam("b_user")).values(failures=0, backoff_until=None)
+_UNLOCK_USER = (
+    update(PROFILES).where(P.user_id == bindparam("b_user")).values(failures=0, backoff_until=None)
+)
 
 
 def unlock(ctx: Context, user_id: str, token_id: uuid.UUID | None = None) -> list[uuid.UUID]:
@@ -309,16 +355,26 @@ def unlock(ctx: Context, user_id: str, token_id: uuid.UUID | None = None) -> lis
     a ``token.unlocked`` event."""
     with ctx.uow() as uow:
         conn = uow.session.connection()
-        if token_id is not None and conn.execute(_OWNED, {"b_token": token_id, "b_user": user_id}).first() is None:
+        if (
+            token_id is not None
+            and conn.execute(_OWNED, {"b_token": token_id, "b_user": user_id}).first() is None
+        ):
             raise NotFound("no such token for this user", code="token_not_found")
-        query, params = (_UNLOCKABLE, {"b_user": user_id}) if token_id is None else (
-            _UNLOCKABLE_ONE, {"b_user": user_id, "b_token": token_id})
+        query, params = (
+            (_UNLOCKABLE, {"b_user": user_id})
+            if token_id is None
+            else (_UNLOCKABLE_ONE, {"b_user": user_id, "b_token": token_id})
+        )
         rows = conn.execute(query.with_for_update(), params).all()
         if rows:
             conn.execute(_UNLOCK_TOKENS, {"b_tokens": [r.id for r in rows]})
         conn.execute(_UNLOCK_USER, {"b_user": user_id})
         for row in rows:
-            uow.emit(TokenUnlocked(token_id=row.id, token_type=row.type, was_locked=row.state == TokenState.LOCKED),
-                     user_id=user_id)
+            uow.emit(
+                TokenUnlocked(
+                    token_id=row.id, token_type=row.type, was_locked=row.state == TokenState.LOCKED
+                ),
+                user_id=user_id,
+            )
         uow.commit()
     return [r.id for r in rows]

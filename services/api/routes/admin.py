@@ -11,7 +11,9 @@ from services.api.deps import Ctx, UserId, require
 from services.api.schemas import Strict
 from services.core import lockout
 
-router = APIRouter(prefix="/v1/users/{user_id}", tags=["admin"], dependencies=[Depends(require("admin"))])
+router = APIRouter(
+    prefix="/v1/users/{user_id}", tags=["admin"], dependencies=[Depends(require("admin"))]
+)
 
 
 class UnlockIn(Strict):

@@ -19,8 +19,8 @@ from twilio.request_validator import RequestValidator
 
 from services.api.deps import Ctx
 from services.api.errors import error_response
-from services.core.plumbing.context import Context
 from services.core.factors.sms.status import apply_status
+from services.core.plumbing.context import Context
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])

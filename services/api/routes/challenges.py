@@ -10,15 +10,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from services.api.challenge_waiters import waiters
-
 from services.api.deps import Correlation, Ctx, model_response, require, run_db
 from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
 from services.core.challenges import service as challenges
 from services.core.challenges.service import ChallengeView
+from services.core.factors.push import login as push_login
+from services.core.models import Challenge
 from services.core.plumbing.clock import as_utc
 from services.core.plumbing.context import Context
-from services.core.models import Challenge
-from services.core.factors.push import login as push_login
 
 MAX_WAIT_SECONDS = 30
 # Changes made by other processes (expiry worker, other API replicas) are seen this often.

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends
 
 from services.api.deps import Correlation, Ctx, UserId, require
 from services.api.schemas import CodeIn, DeleteIn, EnrollIn, EnrollmentOut, TokenListOut, TokenOut
-from services.core.tokens import service
 from services.core.factors.base import EnrollRequest
+from services.core.tokens import service
 
 router = APIRouter(prefix="/v1/users/{user_id}/tokens", tags=["tokens"], dependencies=[Depends(require("enroll"))])
 

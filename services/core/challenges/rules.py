@@ -88,7 +88,9 @@ def refuse_selection(snap: ChallengeSnapshot | None, now: datetime) -> Challenge
     return snap
 
 
-def refuse_code(snap: ChallengeSnapshot | None, token_id: uuid.UUID | None, now: datetime) -> TokenSnapshot:
+def refuse_code(
+    snap: ChallengeSnapshot | None, token_id: uuid.UUID | None, now: datetime
+) -> TokenSnapshot:
     """Verifying a code, in this order: the challenge exists and is open; a factor named
     in the request is available (and may be selected by the verify itself only if its
     code exists before selection), or is the one selected; some factor is selected; it
@@ -100,9 +102,13 @@ def refuse_code(snap: ChallengeSnapshot | None, token_id: uuid.UUID | None, now:
     if token_id is not None and snap.token_id is None:
         same_user = token is not None and token.user_id == snap.user_id
         if same_user and token is not None and not factor_for(token.type).code_ready:
-            raise Conflict("select this factor first; selecting it sends the code", code="select_first")
+            raise Conflict(
+                "select this factor first; selecting it sends the code", code="select_first"
+            )
         if not same_user or token is None or token.state != TokenState.ACTIVE:
-            raise NotFound("that factor is not available for this challenge", code="factor_not_found")
+            raise NotFound(
+                "that factor is not available for this challenge", code="factor_not_found"
+            )
     elif token_id is not None and snap.token_id != token_id:
         raise Conflict("another factor is selected for this challenge", code="factor_mismatch")
     if snap.token_id is None and token_id is None:
@@ -110,7 +116,9 @@ def refuse_code(snap: ChallengeSnapshot | None, token_id: uuid.UUID | None, now:
     if token is None or token.state != TokenState.ACTIVE:
         raise Conflict("the selected factor is no longer usable", code="factor_unusable")
     if not factor_for(token.type).takes_codes:
-        raise Conflict("this factor is answered on its device, not with a code", code="not_a_code_factor")
+        raise Conflict(
+            "this factor is answered on its device, not with a code", code="not_a_code_factor"
+        )
     return token
 
 
@@ -126,64 +134,123 @@ def exhausted(attempts: int, max_attempts: int) -> bool:
 
 # -- the events of each outcome ------------------------------------------------------------
 
+
 def created(challenge_id: uuid.UUID, area: str, factors: Sequence[Factor]) -> EventData:
-    return ChallengeCreated(challenge_id=challenge_id, area=area,
-                            factors=[FactorRef(token_id=f.id, token_type=f.type) for f in factors])
+    return ChallengeCreated(
+        challenge_id=challenge_id,
+        area=area,
+        factors=[FactorRef(token_id=f.id, token_type=f.type) for f in factors],
+    )
 
 
 def selected(challenge_id: uuid.UUID, token: TokenSnapshot) -> EventData:
-    return ChallengeFactorSelected(challenge_id=challenge_id, token_id=token.id, token_type=token.type)
+    return ChallengeFactorSelected(
+        challenge_id=challenge_id, token_id=token.id, token_type=token.type
+    )
 
 
 def verified(snap: ChallengeSnapshot, token: TokenSnapshot, *, selecting: bool) -> list[EventData]:
     events: list[EventData] = [selected(snap.id, token)] if selecting else []
-    events.append(ChallengeVerified(challenge_id=snap.id, area=snap.area, token_id=token.id,
-                                    token_type=token.type))
+    events.append(
+        ChallengeVerified(
+            challenge_id=snap.id, area=snap.area, token_id=token.id, token_type=token.type
+        )
+    )
     return events
 
 
-def code_failed(snap: ChallengeSnapshot, token: TokenSnapshot, *, selecting: bool, purpose: str,
-                token_failures: int, backoff_seconds: int, locked_now: bool,
-                attempts: int, max_attempts: int) -> list[EventData]:
+def code_failed(
+    snap: ChallengeSnapshot,
+    token: TokenSnapshot,
+    *,
+    selecting: bool,
+    purpose: str,
+    token_failures: int,
+    backoff_seconds: int,
+    locked_now: bool,
+    attempts: int,
+    max_attempts: int,
+) -> list[EventData]:
     """A wrong code: the factor's failure (and lock, the once it happens) and the
     challenge's failed attempt."""
     events: list[EventData] = [selected(snap.id, token)] if selecting else []
-    events += token_failed(token, purpose=purpose, failures=token_failures, backoff_seconds=backoff_seconds,
-                           locked_now=locked_now)
+    events += token_failed(
+        token,
+        purpose=purpose,
+        failures=token_failures,
+        backoff_seconds=backoff_seconds,
+        locked_now=locked_now,
+    )
     events.append(attempt_failed(snap.id, snap.area, token.id, token.type, attempts, max_attempts))
     return events
 
 
-def token_failed(token: TokenSnapshot, *, purpose: str, failures: int, backoff_seconds: int,
-                 locked_now: bool) -> list[EventData]:
-    events: list[EventData] = [TokenVerificationFailed(
-        token_id=token.id, token_type=token.type, purpose=purpose,  # type: ignore[arg-type]
-        consecutive_failures=failures, backoff_seconds=backoff_seconds)]
+def token_failed(
+    token: TokenSnapshot, *, purpose: str, failures: int, backoff_seconds: int, locked_now: bool
+) -> list[EventData]:
+    events: list[EventData] = [
+        TokenVerificationFailed(
+            token_id=token.id,
+            token_type=token.type,
+            purpose=purpose,  # type: ignore[arg-type]
+            consecutive_failures=failures,
+            backoff_seconds=backoff_seconds,
+        )
+    ]
     if locked_now:
-        events.append(TokenLocked(token_id=token.id, token_type=token.type, consecutive_failures=failures))
+        events.append(
+            TokenLocked(token_id=token.id, token_type=token.type, consecutive_failures=failures)
+        )
     return events
 
 
-def attempt_failed(challenge_id: uuid.UUID, area: str, token_id: uuid.UUID, token_type: TokenType,
-                   attempts: int, max_attempts: int) -> EventData:
+def attempt_failed(
+    challenge_id: uuid.UUID,
+    area: str,
+    token_id: uuid.UUID,
+    token_type: TokenType,
+    attempts: int,
+    max_attempts: int,
+) -> EventData:
     left = attempts_left(attempts, max_attempts)
-    return ChallengeFailed(challenge_id=challenge_id, area=area, token_id=token_id, token_type=token_type,
-                           reason=EXHAUSTED if left == 0 else INVALID_CODE, attempts_left=left)
+    return ChallengeFailed(
+        challenge_id=challenge_id,
+        area=area,
+        token_id=token_id,
+        token_type=token_type,
+        reason=EXHAUSTED if left == 0 else INVALID_CODE,
+        attempts_left=left,
+    )
 
 
-def undeliverable(challenge_id: uuid.UUID, area: str, token_id: uuid.UUID | None, token_type: TokenType,
-                  attempts: int, max_attempts: int) -> EventData:
-    return ChallengeFailed(challenge_id=challenge_id, area=area, token_id=token_id, token_type=token_type,
-                           reason=UNDELIVERABLE, attempts_left=attempts_left(attempts, max_attempts))
+def undeliverable(
+    challenge_id: uuid.UUID,
+    area: str,
+    token_id: uuid.UUID | None,
+    token_type: TokenType,
+    attempts: int,
+    max_attempts: int,
+) -> EventData:
+    return ChallengeFailed(
+        challenge_id=challenge_id,
+        area=area,
+        token_id=token_id,
+        token_type=token_type,
+        reason=UNDELIVERABLE,
+        attempts_left=attempts_left(attempts, max_attempts),
+    )
 
 
 def approved(challenge_id: uuid.UUID, area: str, token_id: uuid.UUID) -> EventData:
-    return ChallengeApproved(challenge_id=challenge_id, area=area, token_id=token_id, token_type="push")
+    return ChallengeApproved(
+        challenge_id=challenge_id, area=area, token_id=token_id, token_type="push"
+    )
 
 
 def declined(challenge_id: uuid.UUID, area: str, token_id: uuid.UUID, reason: str) -> EventData:
-    return ChallengeDeclined(challenge_id=challenge_id, area=area, token_id=token_id, token_type="push",
-                             reason=reason)  # type: ignore[arg-type]
+    return ChallengeDeclined(
+        challenge_id=challenge_id, area=area, token_id=token_id, token_type="push", reason=reason
+    )  # type: ignore[arg-type]
 
 
 def expired(challenge_id: uuid.UUID, area: str) -> EventData:

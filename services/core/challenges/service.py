@@ -36,7 +36,9 @@ class ChallengeView:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def create(ctx: Context, user_id: str, area: str, correlation_id: str | None = None) -> ChallengeView:
+def create(
+    ctx: Context, user_id: str, area: str, correlation_id: str | None = None
+) -> ChallengeView:
     if area not in ctx.settings.area_names:
         raise Unprocessable(f"unknown area {area!r}", code="unknown_area")
     with read_only(ctx.engine) as conn:  # the write lock is taken only for the INSERT
@@ -52,9 +54,15 @@ def create(ctx: Context, user_id: str, area: str, correlation_id: str | None = N
             return ChallengeView(None)
         now = ctx.clock.now()
         values: dict[str, Any] = dict(
-            id=uuid.uuid4(), user_id=user_id, area=area, state=ChallengeState.PENDING, attempts=0,
-            max_attempts=ctx.settings.challenge_max_attempts, correlation_id=uow.correlation_id,
-            created_at=now, expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
+            id=uuid.uuid4(),
+            user_id=user_id,
+            area=area,
+            state=ChallengeState.PENDING,
+            attempts=0,
+            max_attempts=ctx.settings.challenge_max_attempts,
+            correlation_id=uow.correlation_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
         )
         store.insert(uow.session.connection(), values)
         uow.emit(rules.created(values["id"], area, factors), user_id=user_id)
@@ -81,8 +89,9 @@ def open_challenge(ctx: Context, challenge_id: uuid.UUID) -> Challenge:
     return challenge
 
 
-def select_factor(ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID,
-                  correlation_id: str | None = None) -> ChallengeView:
+def select_factor(
+    ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID, correlation_id: str | None = None
+) -> ChallengeView:
     """The user picks a factor: SMS sends a code, PUSH a request, TOTP nothing."""
     with read_only(ctx.engine) as conn:
         snap = rules.refuse_selection(store.snapshot(conn, challenge_id, token_id), ctx.clock.now())
@@ -90,9 +99,15 @@ def select_factor(ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID,
     assert token is not None  # refuse_selection
     with ctx.uow(correlation_id) as uow:
         now = ctx.clock.now()
-        result = factor_for(token.type).select(ctx, uow, token, ChallengeRef(snap.id, snap.user_id, snap.area))
-        if not store.select_factor(uow.session.connection(), snap.id, token, now, result.expires_at):
-            raise Conflict("the challenge is closed", code="challenge_closed")  # the rollback undoes the send
+        result = factor_for(token.type).select(
+            ctx, uow, token, ChallengeRef(snap.id, snap.user_id, snap.area)
+        )
+        if not store.select_factor(
+            uow.session.connection(), snap.id, token, now, result.expires_at
+        ):
+            raise Conflict(
+                "the challenge is closed", code="challenge_closed"
+            )  # the rollback undoes the send
         uow.emit(rules.selected(snap.id, token), user_id=snap.user_id)
         uow.commit()
     challenge = _challenge_of(snap, token_id=token.id, token_type=token.type)
@@ -101,23 +116,37 @@ def select_factor(ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID,
     return ChallengeView(challenge, [token], result.extras)
 
 
-def verify(ctx: Context, challenge_id: uuid.UUID, code: str, token_id: uuid.UUID | None = None,
-           correlation_id: str | None = None) -> Challenge:
+def verify(
+    ctx: Context,
+    challenge_id: uuid.UUID,
+    code: str,
+    token_id: uuid.UUID | None = None,
+    correlation_id: str | None = None,
+) -> Challenge:
     """Check ``code`` for the selected factor; ``token_id`` may select a factor whose code
     exists before selection (TOTP) in the same request, emitting both events.
 
     With a factor already selected, ``token_id`` must name that same factor."""
-    return verify_snapshot(ctx, snapshot(ctx, challenge_id, token_id), code, token_id, correlation_id)
+    return verify_snapshot(
+        ctx, snapshot(ctx, challenge_id, token_id), code, token_id, correlation_id
+    )
 
 
-def snapshot(ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID | None) -> ChallengeSnapshot | None:
+def snapshot(
+    ctx: Context, challenge_id: uuid.UUID, token_id: uuid.UUID | None
+) -> ChallengeSnapshot | None:
     """The read a verify decides from, taken outside the write lock."""
     with read_only(ctx.engine) as conn:
         return store.snapshot(conn, challenge_id, token_id)
 
 
-def verify_snapshot(ctx: Context, snap: ChallengeSnapshot | None, code: str, token_id: uuid.UUID | None,
-                    correlation_id: str | None = None) -> Challenge:
+def verify_snapshot(
+    ctx: Context,
+    snap: ChallengeSnapshot | None,
+    code: str,
+    token_id: uuid.UUID | None,
+    correlation_id: str | None = None,
+) -> Challenge:
     """``verify`` from a read taken earlier: whatever changed since is caught by the
     compare-and-set writes and changes nothing."""
     now = ctx.clock.now()
@@ -132,70 +161,116 @@ def verify_snapshot(ctx: Context, snap: ChallengeSnapshot | None, code: str, tok
     return outcome
 
 
-def _check(ctx: Context, uow: UnitOfWork, snap: ChallengeSnapshot, token: TokenSnapshot, code: str,
-           now: datetime) -> Challenge | int:
+def _check(
+    ctx: Context,
+    uow: UnitOfWork,
+    snap: ChallengeSnapshot,
+    token: TokenSnapshot,
+    code: str,
+    now: datetime,
+) -> Challenge | int:
     """The verified challenge, or the attempts left when the code was wrong (and counted)."""
     conn = uow.session.connection()
     selecting = snap.token_id is None
     code = code.strip().replace(" ", "")
-    if len(code) <= lockout.MAX_CODE_LENGTH and factor_for(token.type).check_code(ctx, conn, token, code, now):
+    if len(code) <= lockout.MAX_CODE_LENGTH and factor_for(token.type).check_code(
+        ctx, conn, token, code, now
+    ):
         lockout.record_success(conn, token.id, snap.user_id, snap.user_failures)
         if not store.close_verified(conn, snap.id, token, now):
             # Closed by a concurrent answer since the read; the rollback gives the code back.
             raise Conflict("the challenge is closed", code="challenge_closed")
         for event in rules.verified(snap, token, selecting=selecting):
             uow.emit(event, user_id=snap.user_id)
-        return _challenge_of(snap, state=ChallengeState.VERIFIED, token_id=token.id, token_type=token.type,
-                             completed_at=now)
+        return _challenge_of(
+            snap,
+            state=ChallengeState.VERIFIED,
+            token_id=token.id,
+            token_type=token.type,
+            completed_at=now,
+        )
     failure = lockout.record_failure(ctx.settings, conn, token.id, token.state, snap.user_id, now)
     counted = store.count_attempt(conn, snap.id, token.id, token.type, now)
     if counted is None:  # closed by a concurrent answer since the read: nothing is counted
         raise Conflict("the challenge is closed", code="challenge_closed")
-    events = rules.code_failed(snap, token, selecting=selecting, purpose="login",
-                               token_failures=failure.token_failures, backoff_seconds=failure.backoff_seconds,
-                               locked_now=failure.locked_now, attempts=counted[0], max_attempts=counted[1])
+    events = rules.code_failed(
+        snap,
+        token,
+        selecting=selecting,
+        purpose="login",
+        token_failures=failure.token_failures,
+        backoff_seconds=failure.backoff_seconds,
+        locked_now=failure.locked_now,
+        attempts=counted[0],
+        max_attempts=counted[1],
+    )
     for event in events:
         uow.emit(event, user_id=snap.user_id)
     return rules.attempts_left(*counted)
 
 
-def answer_push(ctx: Context, uow: UnitOfWork, challenge: Challenge, token_id: uuid.UUID, *,
-                approve: bool, reason: str | None = None) -> bool:
+def answer_push(
+    ctx: Context,
+    uow: UnitOfWork,
+    challenge: Challenge,
+    token_id: uuid.UUID,
+    *,
+    approve: bool,
+    reason: str | None = None,
+) -> bool:
     """The phone approved or declined; False if the challenge closed or expired meanwhile.
     Runs in the push endpoint's unit of work, which also checked the signature."""
     now = ctx.clock.now()
     conn = uow.session.connection()
     state = ChallengeState.APPROVED if approve else ChallengeState.DECLINED
-    if not store.close_answered(conn, challenge.id, token_id, state, None if approve else reason, now):
+    if not store.close_answered(
+        conn, challenge.id, token_id, state, None if approve else reason, now
+    ):
         return False
     if approve:
         lockout.token_succeeded(conn, token_id, TokenState.ACTIVE, now)
         lockout.record_success(conn, token_id, challenge.user_id, user_failures=None)
         uow.emit(rules.approved(challenge.id, challenge.area, token_id), user_id=challenge.user_id)
     else:
-        uow.emit(rules.declined(challenge.id, challenge.area, token_id, reason or "declined"),
-                 user_id=challenge.user_id)
+        uow.emit(
+            rules.declined(challenge.id, challenge.area, token_id, reason or "declined"),
+            user_id=challenge.user_id,
+        )
     return True
 
 
-def count_wrong_answer(ctx: Context, uow: UnitOfWork, challenge: Challenge, token_id: uuid.UUID) -> bool:
+def count_wrong_answer(
+    ctx: Context, uow: UnitOfWork, challenge: Challenge, token_id: uuid.UUID
+) -> bool:
     """A wrong answer from a device (a push's number matching): one attempt of the
     challenge, which stays open while attempts are left."""
-    counted = store.count_attempt(uow.session.connection(), challenge.id, token_id, "push", ctx.clock.now())
+    counted = store.count_attempt(
+        uow.session.connection(), challenge.id, token_id, "push", ctx.clock.now()
+    )
     if counted is None:
         return False
-    uow.emit(rules.attempt_failed(challenge.id, challenge.area, token_id, "push", *counted),
-             user_id=challenge.user_id)
+    uow.emit(
+        rules.attempt_failed(challenge.id, challenge.area, token_id, "push", *counted),
+        user_id=challenge.user_id,
+    )
     return True
 
 
-def mark_undeliverable(ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID, token_id: uuid.UUID | None) -> None:
+def mark_undeliverable(
+    ctx: Context, uow: UnitOfWork, challenge_id: uuid.UUID, token_id: uuid.UUID | None
+) -> None:
     """A pending challenge waiting for an SMS that cannot be delivered fails with reason
     ``undeliverable``, only if the user has not moved on (still this factor selected)."""
-    row = store.mark_undeliverable(uow.session.connection(), challenge_id, token_id, ctx.clock.now())
+    row = store.mark_undeliverable(
+        uow.session.connection(), challenge_id, token_id, ctx.clock.now()
+    )
     if row is not None:
-        uow.emit(rules.undeliverable(challenge_id, row.area, token_id, "sms", row.attempts, row.max_attempts),
-                 user_id=row.user_id)
+        uow.emit(
+            rules.undeliverable(
+                challenge_id, row.area, token_id, "sms", row.attempts, row.max_attempts
+            ),
+            user_id=row.user_id,
+        )
 
 
 def expire_due(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
@@ -218,9 +293,16 @@ def expire_due(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
 
 
 def _challenge_of(snap: ChallengeSnapshot, **changes: Any) -> Challenge:
-    values = dict(id=snap.id, user_id=snap.user_id, area=snap.area, state=snap.state, token_id=snap.token_id,
-                  token_type=snap.token_type, attempts=snap.attempts, max_attempts=snap.max_attempts,
-                  expires_at=snap.expires_at)
+    values = dict(
+        id=snap.id,
+        user_id=snap.user_id,
+        area=snap.area,
+        state=snap.state,
+        token_id=snap.token_id,
+        token_type=snap.token_type,
+        attempts=snap.attempts,
+        max_attempts=snap.max_attempts,
+        expires_at=snap.expires_at,
+    )
     values.update(changes)
     return Challenge(**values)
-

@@ -18,10 +18,27 @@ from sqlalchemy.engine import Connection
 
 from services.core.challenges.rules import ChallengeSnapshot, Factor
 from services.core.factors.base import TokenSnapshot
-from services.core.models import AreaProtection, Challenge, ChallengeState, Token, TokenState, UserProfile
+from services.core.models import (
+    AreaProtection,
+    Challenge,
+    ChallengeState,
+    Token,
+    TokenState,
+    UserProfile,
+)
 
-C, T, P, A = Challenge.__table__.c, Token.__table__.c, UserProfile.__table__.c, AreaProtection.__table__.c
-CHALLENGES, TOKENS, PROFILES, AREAS = Challenge.__table__, Token.__table__, UserProfile.__table__, AreaProtection.__table__
+C, T, P, A = (
+    Challenge.__table__.c,
+    Token.__table__.c,
+    UserProfile.__table__.c,
+    AreaProtection.__table__.c,
+)
+CHALLENGES, TOKENS, PROFILES, AREAS = (
+    Challenge.__table__,
+    Token.__table__,
+    UserProfile.__table__,
+    AreaProtection.__table__,
+)
 
 # -- reads ---------------------------------------------------------------------------------
 
@@ -30,20 +47,52 @@ CHALLENGES, TOKENS, PROFILES, AREAS = Challenge.__table__, Token.__table__, User
 _PROTECTED_FACTORS = (
     select(A.protected, T.id, T.type, T.description, T.state)
     .select_from(AREAS)
-    .outerjoin(TOKENS, and_(T.user_id == A.user_id, T.state.in_((TokenState.ACTIVE, TokenState.LOCKED))))
+    .outerjoin(
+        TOKENS, and_(T.user_id == A.user_id, T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)))
+    )
     .where(A.user_id == bindparam("b_user"), A.area == bindparam("b_area"))
     .order_by(T.created_at, T.id)
 )
 _CHALLENGE_COLUMNS = (
-    C.id, C.user_id, C.area, C.state, C.token_id, C.token_type, C.attempts, C.max_attempts,
-    C.reason, C.correlation_id, C.created_at, C.expires_at, C.completed_at,
+    C.id,
+    C.user_id,
+    C.area,
+    C.state,
+    C.token_id,
+    C.token_type,
+    C.attempts,
+    C.max_attempts,
+    C.reason,
+    C.correlation_id,
+    C.created_at,
+    C.expires_at,
+    C.completed_at,
 )
 _GET = select(*_CHALLENGE_COLUMNS).where(C.id == bindparam("b_challenge"))
 _SNAPSHOT_COLUMNS = (
-    C.id, C.user_id, C.area, C.state, C.token_id, C.token_type, C.attempts, C.max_attempts, C.expires_at,
-    T.id.label("t_id"), T.user_id.label("t_user_id"), T.type.label("t_type"), T.state.label("t_state"),
-    T.description, T.secret_enc, T.last_step, T.drift, T.phone_enc, T.phone_masked, T.serial, T.backoff_until,
-    P.backoff_until.label("user_backoff_until"), P.failures.label("user_failures"),
+    C.id,
+    C.user_id,
+    C.area,
+    C.state,
+    C.token_id,
+    C.token_type,
+    C.attempts,
+    C.max_attempts,
+    C.expires_at,
+    T.id.label("t_id"),
+    T.user_id.label("t_user_id"),
+    T.type.label("t_type"),
+    T.state.label("t_state"),
+    T.description,
+    T.secret_enc,
+    T.last_step,
+    T.drift,
+    T.phone_enc,
+    T.phone_masked,
+    T.serial,
+    T.backoff_until,
+    P.backoff_until.label("user_backoff_until"),
+    P.failures.label("user_failures"),
 )
 
 
@@ -72,27 +121,39 @@ _INSERT = CHALLENGES.insert()
 # Read before the write lock: the challenge must still be pending and unexpired, and still
 # have this factor or none selected.
 _STILL_OPEN = and_(
-    C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING, C.expires_at > bindparam("b_now"),
+    C.id == bindparam("b_challenge"),
+    C.state == ChallengeState.PENDING,
+    C.expires_at > bindparam("b_now"),
     or_(C.token_id.is_(None), C.token_id == bindparam("b_token")),
 )
 _SELECT = (
     update(CHALLENGES)
-    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING, C.expires_at > bindparam("b_now"))
+    .where(
+        C.id == bindparam("b_challenge"),
+        C.state == ChallengeState.PENDING,
+        C.expires_at > bindparam("b_now"),
+    )
     .values(token_id=bindparam("b_token"), token_type=bindparam("b_type"))
 )
 _SELECT_UNTIL = _SELECT.values(expires_at=bindparam("b_expires"))
 _CLOSE_VERIFIED = (
     update(CHALLENGES)
     .where(_STILL_OPEN)
-    .values(state=ChallengeState.VERIFIED, token_id=bindparam("b_token"), token_type=bindparam("b_type"),
-            completed_at=bindparam("b_now"))
+    .values(
+        state=ChallengeState.VERIFIED,
+        token_id=bindparam("b_token"),
+        token_type=bindparam("b_type"),
+        completed_at=bindparam("b_now"),
+    )
 )
 _EXHAUSTED = C.attempts + 1 >= C.max_attempts  # rules.exhausted, in SQL
 _COUNT_ATTEMPT = (
     update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(
-        attempts=C.attempts + 1, token_id=bindparam("b_token"), token_type=bindparam("b_type"),
+        attempts=C.attempts + 1,
+        token_id=bindparam("b_token"),
+        token_type=bindparam("b_type"),
         state=case((_EXHAUSTED, ChallengeState.FAILED), else_=C.state),
         reason=case((_EXHAUSTED, "exhausted"), else_=C.reason),
         completed_at=case((_EXHAUSTED, bindparam("b_now")), else_=C.completed_at),
@@ -102,25 +163,40 @@ _COUNT_ATTEMPT = (
 # A push answer: only while pending, unexpired and still waiting for that token.
 _CLOSE_ANSWERED = (
     update(CHALLENGES)
-    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING,
-           C.expires_at > bindparam("b_now"), C.token_id == bindparam("b_token"))
-    .values(state=bindparam("b_state"), reason=bindparam("b_reason"), completed_at=bindparam("b_now"))
+    .where(
+        C.id == bindparam("b_challenge"),
+        C.state == ChallengeState.PENDING,
+        C.expires_at > bindparam("b_now"),
+        C.token_id == bindparam("b_token"),
+    )
+    .values(
+        state=bindparam("b_state"), reason=bindparam("b_reason"), completed_at=bindparam("b_now")
+    )
 )
 _MARK_UNDELIVERABLE = (
     update(CHALLENGES)
-    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING,
-           C.expires_at > bindparam("b_now"), C.token_id == bindparam("b_token"))
+    .where(
+        C.id == bindparam("b_challenge"),
+        C.state == ChallengeState.PENDING,
+        C.expires_at > bindparam("b_now"),
+        C.token_id == bindparam("b_token"),
+    )
     .values(state=ChallengeState.FAILED, reason="undeliverable", completed_at=bindparam("b_now"))
     .returning(C.user_id, C.area, C.attempts, C.max_attempts)
 )
 _EXPIRE = (
     update(CHALLENGES)
-    .where(C.id == bindparam("b_challenge"), C.state == ChallengeState.PENDING, C.expires_at <= bindparam("b_now"))
+    .where(
+        C.id == bindparam("b_challenge"),
+        C.state == ChallengeState.PENDING,
+        C.expires_at <= bindparam("b_now"),
+    )
     .values(state=ChallengeState.EXPIRED, completed_at=bindparam("b_now"), reason="expired")
 )
 
 
 # -- reads ---------------------------------------------------------------------------------
+
 
 def protected_factors(conn: Connection, user_id: str, area: str) -> tuple[bool, list[Factor], bool]:
     """Whether (user, area) is protected, its usable factors (oldest first), and whether
@@ -139,27 +215,51 @@ def get(conn: Connection, challenge_id: uuid.UUID) -> Challenge | None:
     return None if row is None else Challenge(**row._asdict())
 
 
-def snapshot(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None) -> ChallengeSnapshot | None:
+def snapshot(
+    conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None
+) -> ChallengeSnapshot | None:
     """The challenge, the factor ``token_id`` names (or the selected one) and the user's
     failure state, in one read."""
     if token_id is None:
         row = conn.execute(_SNAPSHOT_SELECTED, {"b_challenge": challenge_id}).first()
     else:
-        row = conn.execute(_SNAPSHOT_GIVEN, {"b_challenge": challenge_id, "b_token": token_id}).first()
+        row = conn.execute(
+            _SNAPSHOT_GIVEN, {"b_challenge": challenge_id, "b_token": token_id}
+        ).first()
     return None if row is None else _snapshot_of(row)
 
 
 def _snapshot_of(row: Row[Any]) -> ChallengeSnapshot:
-    token = None if row.t_id is None else TokenSnapshot(
-        id=row.t_id, user_id=row.t_user_id, type=row.t_type, state=row.t_state, description=row.description,
-        secret_enc=row.secret_enc,
-        last_step=row.last_step, drift=row.drift or 0, phone_enc=row.phone_enc, phone_masked=row.phone_masked,
-        serial=row.serial, backoff_until=row.backoff_until,
+    token = (
+        None
+        if row.t_id is None
+        else TokenSnapshot(
+            id=row.t_id,
+            user_id=row.t_user_id,
+            type=row.t_type,
+            state=row.t_state,
+            description=row.description,
+            secret_enc=row.secret_enc,
+            last_step=row.last_step,
+            drift=row.drift or 0,
+            phone_enc=row.phone_enc,
+            phone_masked=row.phone_masked,
+            serial=row.serial,
+            backoff_until=row.backoff_until,
+        )
     )
     return ChallengeSnapshot(
-        id=row.id, user_id=row.user_id, area=row.area, state=row.state, token_id=row.token_id,
-        token_type=row.token_type, attempts=row.attempts, max_attempts=row.max_attempts,
-        expires_at=row.expires_at, token=token, user_backoff_until=row.user_backoff_until,
+        id=row.id,
+        user_id=row.user_id,
+        area=row.area,
+        state=row.state,
+        token_id=row.token_id,
+        token_type=row.token_type,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        expires_at=row.expires_at,
+        token=token,
+        user_backoff_until=row.user_backoff_until,
         user_failures=row.user_failures or 0,
     )
 
@@ -170,25 +270,34 @@ def due(conn: Connection, now: datetime, limit: int) -> list[Row[Any]]:
 
 # -- writes --------------------------------------------------------------------------------
 
+
 def insert(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(_INSERT, values)
 
 
-def select_factor(conn: Connection, challenge_id: uuid.UUID, token: TokenSnapshot, now: datetime,
-                  expires_at: datetime | None) -> bool:
+def select_factor(
+    conn: Connection,
+    challenge_id: uuid.UUID,
+    token: TokenSnapshot,
+    now: datetime,
+    expires_at: datetime | None,
+) -> bool:
     params = {"b_challenge": challenge_id, "b_token": token.id, "b_type": token.type, "b_now": now}
     if expires_at is None:
         return bool(conn.execute(_SELECT, params).rowcount == 1)
     return bool(conn.execute(_SELECT_UNTIL, {**params, "b_expires": expires_at}).rowcount == 1)
 
 
-def close_verified(conn: Connection, challenge_id: uuid.UUID, token: TokenSnapshot, now: datetime) -> bool:
+def close_verified(
+    conn: Connection, challenge_id: uuid.UUID, token: TokenSnapshot, now: datetime
+) -> bool:
     params = {"b_challenge": challenge_id, "b_token": token.id, "b_type": token.type, "b_now": now}
     return bool(conn.execute(_CLOSE_VERIFIED, params).rowcount == 1)
 
 
-def count_attempt(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID, token_type: str,
-                  now: datetime) -> tuple[int, int] | None:
+def count_attempt(
+    conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID, token_type: str, now: datetime
+) -> tuple[int, int] | None:
     """One more wrong answer; the challenge fails when that uses up its attempts.
     (attempts, max_attempts) after it, or None if the challenge was closed meanwhile."""
     params = {"b_challenge": challenge_id, "b_token": token_id, "b_type": token_type, "b_now": now}
@@ -196,16 +305,28 @@ def count_attempt(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID
     return None if row is None else (row.attempts, row.max_attempts)
 
 
-def close_answered(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID, state: str,
-                   reason: str | None, now: datetime) -> bool:
+def close_answered(
+    conn: Connection,
+    challenge_id: uuid.UUID,
+    token_id: uuid.UUID,
+    state: str,
+    reason: str | None,
+    now: datetime,
+) -> bool:
     """A push approved or declined."""
-    params = {"b_challenge": challenge_id, "b_token": token_id, "b_state": state, "b_reason": reason,
-              "b_now": now}
+    params = {
+        "b_challenge": challenge_id,
+        "b_token": token_id,
+        "b_state": state,
+        "b_reason": reason,
+        "b_now": now,
+    }
     return bool(conn.execute(_CLOSE_ANSWERED, params).rowcount == 1)
 
 
-def mark_undeliverable(conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None,
-                       now: datetime) -> Row[Any] | None:
+def mark_undeliverable(
+    conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None, now: datetime
+) -> Row[Any] | None:
     params = {"b_challenge": challenge_id, "b_token": token_id, "b_now": now}
     return conn.execute(_MARK_UNDELIVERABLE, params).first()
 

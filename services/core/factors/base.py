@@ -53,10 +53,20 @@ class TokenSnapshot:
 
     @classmethod
     def of(cls, token: Token) -> TokenSnapshot:
-        return cls(id=token.id, user_id=token.user_id, type=token.type, state=token.state,
-                   description=token.description, secret_enc=token.secret_enc, last_step=token.last_step, drift=token.drift or 0,
-                   phone_enc=token.phone_enc, phone_masked=token.phone_masked, serial=token.serial,
-                   backoff_until=token.backoff_until)
+        return cls(
+            id=token.id,
+            user_id=token.user_id,
+            type=token.type,
+            state=token.state,
+            description=token.description,
+            secret_enc=token.secret_enc,
+            last_step=token.last_step,
+            drift=token.drift or 0,
+            phone_enc=token.phone_enc,
+            phone_masked=token.phone_masked,
+            serial=token.serial,
+            backoff_until=token.backoff_until,
+        )
 
 
 @dataclass(frozen=True)
@@ -97,16 +107,18 @@ class Factor(Protocol):
     def enrollment_details(self, ctx: Context, uow: UnitOfWork, token: Token) -> dict[str, Any]:
         """What the user needs to set the token up (QR codes, …), after the row exists."""
 
-    def check_code(self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str,
-                   now: datetime) -> bool:
+    def check_code(
+        self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str, now: datetime
+    ) -> bool:
         """True if ``code`` is valid for ``token`` now. The code is made single use and
         the success recorded on the token row (``lockout.SUCCESS_VALUES``, guarded by
         ``lockout.TOKEN_NOT_WAITING``) with compare-and-set writes on ``conn``; False
         when one of them loses. A wrong code may count against the code itself (an SMS
         code's own attempts); the token's and the user's counts are ``lockout``'s."""
 
-    def select(self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot,
-               challenge: ChallengeRef) -> SelectResult:
+    def select(
+        self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: ChallengeRef
+    ) -> SelectResult:
         """The user picked this factor in a challenge (send an SMS, a push, …)."""
 
 

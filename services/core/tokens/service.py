@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from services.core.plumbing.clock import as_utc
 from services.core.errors import Conflict, Gone, NotFound, Unprocessable
-from services.core.models import Token, TokenState
-from services.core.tokens import lifecycle
 from services.core.factors.base import EnrollRequest, factor_for, factor_types
+from services.core.models import Token, TokenState
+from services.core.plumbing.clock import as_utc
+from services.core.tokens import lifecycle
 from services.core.tokens.verification import check_token_code
 from shared.events.enrollment import (
     EnrollmentActivated,

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from services.portal.app import LoginRequired, flash, redirect, render
 from services.portal.apiclient import ApiError
+from services.portal.app import LoginRequired, flash, redirect, render
 from services.portal.routes.login import Csrf, _say, check_area, client, finish
 
 router = APIRouter()

@@ -10,11 +10,15 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from services.core.factors.push import delivery
+from services.core.factors.push.sender import (
+    PushSender,
+    TransientProviderError,
+    sender_from_settings,
+)
 from services.core.plumbing.messaging.routes import PUSH_SEND
 from services.core.plumbing.providers.retry import retry_countdown
 from services.core.plumbing.settings import Settings
-from services.core.factors.push.sender import PushSender, TransientProviderError, sender_from_settings
-from services.core.factors.push import delivery
 from services.workers.app import TASK_OPTIONS, app, context
 from shared.events.push import PushRequested
 from shared.registry import parse_event

@@ -14,13 +14,13 @@ from typing import Any
 
 from celery import Task
 
+from services.core.factors.sms.delivery import deliver
+from services.core.factors.sms.ledger import BatchingLedger
+from services.core.factors.sms.sender import SmsSender, build_sender
 from services.core.plumbing.messaging.routes import SMS_SEND
 from services.core.plumbing.providers.errors import TransientProviderError
 from services.core.plumbing.providers.retry import retry_countdown
-from services.core.factors.sms.sender import SmsSender, build_sender
 from services.core.plumbing.settings import Settings
-from services.core.factors.sms.delivery import deliver
-from services.core.factors.sms.ledger import BatchingLedger
 from services.workers.app import TASK_OPTIONS, app, context
 from shared.events.sms import SmsRequested
 from shared.registry import ContractError, parse_event

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.core.challenges.rules import effective_state
-from services.core.plumbing.clock import as_utc
-from services.core.plumbing.messaging.consumer import first_delivery
-from services.core.models import Challenge, ChallengeState, PushChallenge, PushToken, ProcessedEvent
-from services.core.factors.push.sender import PermanentProviderError, PushMessage, PushSender
 from services.core.factors.push import crypto
 from services.core.factors.push.messages import challenge_data, server_key
+from services.core.factors.push.sender import PermanentProviderError, PushMessage, PushSender
+from services.core.models import Challenge, ChallengeState, ProcessedEvent, PushChallenge, PushToken
+from services.core.plumbing.clock import as_utc
+from services.core.plumbing.messaging.consumer import first_delivery
 from shared.events.push import PushFailed, PushRequested, PushSent
 
 if TYPE_CHECKING:

@@ -19,11 +19,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.challenges import service as challenges
-from services.core.models import Challenge, ChallengeState, PushBlock, PushChallenge, PushToken, Token, TokenState
 from services.core.factors.push import crypto
 from services.core.factors.push.enrollment import NO_FIREBASE_TOKEN, finish_enrollment
 from services.core.factors.push.messages import challenge_data, server_key
 from services.core.factors.push.protocol import BAD_SIGNATURE, MISSING, ProtocolError, bad_timestamp
+from services.core.models import (
+    Challenge,
+    ChallengeState,
+    PushBlock,
+    PushChallenge,
+    PushToken,
+    Token,
+    TokenState,
+)
 from shared.events.push import PushFraudReported
 
 if TYPE_CHECKING:

@@ -14,11 +14,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.engine import Connection
 
-from services.core.models import PushToken, Token, TokenState
+from services.core.factors.base import (
+    ChallengeRef,
+    EnrollRequest,
+    SelectResult,
+    TokenSnapshot,
+    register_factor,
+)
 from services.core.factors.push import crypto, login
 from services.core.factors.push.enrollment import enrollment_url
+from services.core.models import PushToken, Token, TokenState
 from services.core.plumbing.qr import qr_data_uris
-from services.core.factors.base import ChallengeRef, EnrollRequest, SelectResult, TokenSnapshot, register_factor
 from shared.types import TokenType
 
 if TYPE_CHECKING:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from services.core.plumbing.clock import as_utc
 from services.core.errors import Conflict, Throttled
-from services.core.models import Challenge, ChallengeState, PushBlock, PushChallenge, PushToken
 from services.core.factors.base import ChallengeRef, SelectResult, TokenSnapshot
 from services.core.factors.push import crypto
+from services.core.models import Challenge, ChallengeState, PushBlock, PushChallenge, PushToken
+from services.core.plumbing.clock import as_utc
 from shared.events.push import PushRequested
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from services.core.errors import Conflict, Unprocessable
-from services.core.models import SmsCode, Token
 from services.core.factors.sms.send_limits import ensure_send_allowed
+from services.core.models import SmsCode, Token
 from shared.events.sms import SmsRequested
 from shared.types import SealedStr
 

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import update
 
 from services.core.challenges import service as challenges
+from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
+from services.core.factors.sms.sender import SmsSender
 from services.core.models import DeliveryState, SmsDelivery
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
-from services.core.factors.sms.sender import SmsSender
-from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
 from shared.events.sms import SmsFailed, SmsRequested
 
 if TYPE_CHECKING:

@@ -14,7 +14,13 @@ from sqlalchemy.engine import Connection
 
 from services.core import lockout
 from services.core.errors import Unprocessable
-from services.core.factors.base import ChallengeRef, EnrollRequest, SelectResult, TokenSnapshot, register_factor
+from services.core.factors.base import (
+    ChallengeRef,
+    EnrollRequest,
+    SelectResult,
+    TokenSnapshot,
+    register_factor,
+)
 from services.core.factors.sms import codes
 from services.core.models import Token, TokenState
 from shared.types import TokenType, mask_phone
@@ -41,19 +47,27 @@ class SmsFactor:
 
     def enrollment_details(self, ctx: Context, uow: UnitOfWork, token: Token) -> dict[str, Any]:
         row = codes.issue(ctx, uow, token, "enrollment")
-        return {"delivery": "sms", "phone": token.phone_masked, "message_id": str(row.id),
-                "code_ttl_seconds": ctx.settings.sms_code_ttl_seconds}
+        return {
+            "delivery": "sms",
+            "phone": token.phone_masked,
+            "message_id": str(row.id),
+            "code_ttl_seconds": ctx.settings.sms_code_ttl_seconds,
+        }
 
-    def check_code(self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str,
-                   now: datetime) -> bool:
+    def check_code(
+        self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str, now: datetime
+    ) -> bool:
         return codes.check(ctx, conn, token.id, code, now) and lockout.token_succeeded(
-            conn, token.id, token.state, now)
+            conn, token.id, token.state, now
+        )
 
-    def select(self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot,
-               challenge: ChallengeRef) -> SelectResult:
+    def select(
+        self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: ChallengeRef
+    ) -> SelectResult:
         row = codes.issue(ctx, uow, token, "login", challenge.id)
-        return SelectResult(extras={"delivery": "sms", "phone": token.phone_masked,
-                                    "message_id": str(row.id)})
+        return SelectResult(
+            extras={"delivery": "sms", "phone": token.phone_masked, "message_id": str(row.id)}
+        )
 
 
 register_factor(SmsFactor())

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from services.core.challenges import service as challenges
 from services.core.errors import Conflict, Gone
-from services.core.models import SmsCode, Token, TokenState
 from services.core.factors.sms import codes
-from services.core.tokens.service import get_token
+from services.core.models import SmsCode, Token, TokenState
 from services.core.plumbing.clock import as_utc
+from services.core.tokens.service import get_token
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
-from services.core.models import DeliveryState, SmsDelivery
 from services.core.challenges import service as challenges
+from services.core.models import DeliveryState, SmsDelivery
 from shared.events.sms import SmsDelivered, SmsFailed
 
 if TYPE_CHECKING:

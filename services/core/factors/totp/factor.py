@@ -9,7 +9,13 @@ from sqlalchemy import bindparam, or_, update
 from sqlalchemy.engine import Connection
 
 from services.core import lockout
-from services.core.factors.base import ChallengeRef, EnrollRequest, SelectResult, TokenSnapshot, register_factor
+from services.core.factors.base import (
+    ChallengeRef,
+    EnrollRequest,
+    SelectResult,
+    TokenSnapshot,
+    register_factor,
+)
 from services.core.factors.totp import otp
 from services.core.models import Token, TokenState
 from services.core.plumbing.qr import qr_data_uris
@@ -28,8 +34,12 @@ T = Token.__table__.c
 # with the same code one wins, and a step at or before the last accepted one is a replay.
 _TAKE_STEP = (
     update(Token.__table__)
-    .where(T.id == bindparam("b_token"), T.state == bindparam("b_state"), lockout.TOKEN_NOT_WAITING,
-           or_(T.last_step.is_(None), T.last_step < bindparam("b_step")))
+    .where(
+        T.id == bindparam("b_token"),
+        T.state == bindparam("b_state"),
+        lockout.TOKEN_NOT_WAITING,
+        or_(T.last_step.is_(None), T.last_step < bindparam("b_step")),
+    )
     .values(last_step=bindparam("b_step"), drift=bindparam("b_drift"), **lockout.SUCCESS_VALUES)
 )
 
@@ -56,22 +66,33 @@ class TotpFactor:
         )
         return {"provisioning_uri": uri, "secret": otp.group_secret(secret), **qr_data_uris(uri)}
 
-    def check_code(self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str,
-                   now: datetime) -> bool:
+    def check_code(
+        self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str, now: datetime
+    ) -> bool:
         step = otp.match_step(
-            ctx.keyring.decrypt(token.secret_enc or ""), code, unix_time=now.timestamp(),
-            params=params_from(ctx), window=ctx.settings.totp_window,
-            drift=max(-MAX_DRIFT_STEPS, min(MAX_DRIFT_STEPS, token.drift)), after_step=token.last_step,
+            ctx.keyring.decrypt(token.secret_enc or ""),
+            code,
+            unix_time=now.timestamp(),
+            params=params_from(ctx),
+            window=ctx.settings.totp_window,
+            drift=max(-MAX_DRIFT_STEPS, min(MAX_DRIFT_STEPS, token.drift)),
+            after_step=token.last_step,
         )
         if step is None:
             return False
         current = otp.time_step(now.timestamp(), ctx.settings.totp_period)
-        params = {"b_token": token.id, "b_state": token.state, "b_step": step, "b_drift": step - current,
-                  "b_now": now}
+        params = {
+            "b_token": token.id,
+            "b_state": token.state,
+            "b_step": step,
+            "b_drift": step - current,
+            "b_now": now,
+        }
         return conn.execute(_TAKE_STEP, params).rowcount == 1
 
-    def select(self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot,
-               challenge: ChallengeRef) -> SelectResult:
+    def select(
+        self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: ChallengeRef
+    ) -> SelectResult:
         return SelectResult()  # the app already shows the code
 
 

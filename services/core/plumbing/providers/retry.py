@@ -11,8 +11,15 @@ from __future__ import annotations
 import random
 
 
-def retry_countdown(retries: int, *, base: float, cap: float, visibility_timeout: float,
-                    hint: float | None = None, rng: random.Random | None = None) -> float:
+def retry_countdown(
+    retries: int,
+    *,
+    base: float,
+    cap: float,
+    visibility_timeout: float,
+    hint: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
     """Seconds to wait before attempt ``retries + 1``."""
     ceiling = max(0.0, min(cap, visibility_timeout - 1))
     jittered = (rng or random).uniform(0, min(ceiling, base * 2.0**retries))

@@ -193,7 +193,7 @@ _USER_WAIT = select(P.backoff_until).where(P.user_id == bindparam("b_user"))
 def _schedule(delay_after: Any, capped_from: int, count: Any) -> Any:
     """``CASE`` over the new count: NULL while free, then the wait each count starts
     (bound as ``b_until_<n>``), the capped wait (``b_until_cap``) from ``capped_from`` on."""
-    whens = [
+    whens: list[tuple[Any, Any]] = [
         (count == n, bindparam(f"b_until_{n}", type_=_DATETIME))
         for n in range(1, capped_from)
         if delay_after(n) > 0

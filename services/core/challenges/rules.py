@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final, Literal
 
 from services.core.errors import Conflict, Gone, NotFound
 from services.core.factors.base import TokenSnapshot, factor_for
@@ -30,7 +31,10 @@ from shared.events.challenge import (
 from shared.events.token import TokenLocked, TokenVerificationFailed
 from shared.types import TokenType
 
-EXHAUSTED, INVALID_CODE, UNDELIVERABLE = "exhausted", "invalid_code", "undeliverable"
+EXHAUSTED: Final = "exhausted"
+INVALID_CODE: Final = "invalid_code"
+UNDELIVERABLE: Final = "undeliverable"
+DeclineReason = Literal["declined", "cancelled", "unknown_trigger"]
 
 
 @dataclass(frozen=True)
@@ -247,10 +251,12 @@ def approved(challenge_id: uuid.UUID, area: str, token_id: uuid.UUID) -> EventDa
     )
 
 
-def declined(challenge_id: uuid.UUID, area: str, token_id: uuid.UUID, reason: str) -> EventData:
+def declined(
+    challenge_id: uuid.UUID, area: str, token_id: uuid.UUID, reason: DeclineReason
+) -> EventData:
     return ChallengeDeclined(
         challenge_id=challenge_id, area=area, token_id=token_id, token_type="push", reason=reason
-    )  # type: ignore[arg-type]
+    )
 
 
 def expired(challenge_id: uuid.UUID, area: str) -> EventData:

@@ -216,7 +216,7 @@ def answer_push(
     token_id: uuid.UUID,
     *,
     approve: bool,
-    reason: str | None = None,
+    reason: rules.DeclineReason | None = None,
 ) -> bool:
     """The phone approved or declined; False if the challenge closed or expired meanwhile.
     Runs in the push endpoint's unit of work, which also checked the signature."""

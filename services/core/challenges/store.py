@@ -10,6 +10,7 @@ learns it from the row count or the empty ``RETURNING``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -264,8 +265,8 @@ def _snapshot_of(row: Row[Any]) -> ChallengeSnapshot:
     )
 
 
-def due(conn: Connection, now: datetime, limit: int) -> list[Row[Any]]:
-    return list(conn.execute(_DUE, {"b_now": now, "b_limit": limit}).all())
+def due(conn: Connection, now: datetime, limit: int) -> Sequence[Any]:
+    return conn.execute(_DUE, {"b_now": now, "b_limit": limit}).all()
 
 
 # -- writes --------------------------------------------------------------------------------

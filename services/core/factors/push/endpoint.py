@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.core.challenges import service as challenges
+from services.core.challenges.rules import DeclineReason
 from services.core.factors.push import crypto
 from services.core.factors.push.enrollment import NO_FIREBASE_TOKEN, finish_enrollment
 from services.core.factors.push.messages import challenge_data, server_key
@@ -40,7 +41,10 @@ if TYPE_CHECKING:
 
 POLL_WINDOW = timedelta(seconds=60)
 FIREBASE_UPDATE_WINDOW = timedelta(minutes=5)
-DECLINE_REASONS = {"cancelled": "cancelled", "unknown_trigger": "unknown_trigger"}
+DECLINE_REASONS: dict[str, DeclineReason] = {
+    "cancelled": "cancelled",
+    "unknown_trigger": "unknown_trigger",
+}
 
 
 @dataclass
@@ -119,7 +123,9 @@ def answer(ctx: Context, form: dict[str, str]) -> Reply:
         return Reply(False)
 
 
-def _decline(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge, reason: str) -> bool:
+def _decline(
+    ctx: Context, uow: UnitOfWork, token: Token, challenge: Challenge, reason: DeclineReason
+) -> bool:
     if not challenges.answer_push(ctx, uow, challenge, token.id, approve=False, reason=reason):
         return False
     if reason == "unknown_trigger":

@@ -204,14 +204,18 @@ def _schedule(delay_after: Any, capped_from: int, count: Any) -> Any:
     return case(*whens, else_=bindparam("b_until_cap", type_=_DATETIME))
 
 
-def _until_params(delay_after: Any, capped_from: int, now: datetime) -> dict[str, datetime]:
-    params = {
-        f"b_until_{n}": now + timedelta(seconds=delay_after(n))
-        for n in range(1, capped_from)
-        if delay_after(n) > 0
-    }
-    params["b_until_cap"] = now + timedelta(seconds=delay_after(capped_from))
-    return params
+def _until_params(policy: ThrottlePolicy | UserPolicy, now: datetime) -> dict[str, datetime]:
+    return {name: now + wait for name, wait in _waits(policy)}
+
+
+@lru_cache(maxsize=16)
+def _waits(policy: ThrottlePolicy | UserPolicy) -> tuple[tuple[str, timedelta], ...]:
+    """The bind parameter of each count that waits, and its wait (computed once per policy)."""
+    capped_from = policy.capped_from()
+    waits = [(f"b_until_{n}", timedelta(seconds=policy.delay_after(n)))
+             for n in range(1, capped_from) if policy.delay_after(n) > 0]
+    waits.append(("b_until_cap", timedelta(seconds=policy.delay_after(capped_from))))
+    return tuple(waits)
 
 
 @lru_cache(maxsize=8)
@@ -275,7 +279,7 @@ def record_failure(
         "b_token": token_id,
         "b_state": token_state,
         "b_now": now,
-        **_until_params(policy.delay_after, policy.capped_from(), now),
+        **_until_params(policy, now),
     }
     counted = conn.execute(_count_token_failure(policy), params).first()
     if counted is None:
@@ -286,7 +290,7 @@ def record_failure(
         "b_user": user_id,
         "b_now": now,
         "b_first_until": _first_until(users, now),
-        **_until_params(users.delay_after, users.capped_from(), now),
+        **_until_params(users, now),
     }
     user_failures = conn.execute(_count_user_failure(users, conn.dialect.name), params).scalar()
     if user_failures is None:

@@ -63,7 +63,7 @@ def test_the_sql_schedule_binds_the_wait_of_every_count(policy: ThrottlePolicy |
     """The conditional write picks ``b_until_<n>`` for count n, ``b_until_cap`` from the
     cap on, NULL while free: together they give exactly ``delay_after`` for every count."""
     capped = policy.capped_from()
-    params = _until_params(policy.delay_after, capped, NOW)
+    params = _until_params(policy, NOW)
     for n in range(1, capped + 30):
         expected = policy.delay_after(n)
         bound = params.get(f"b_until_{n}") if n < capped else params["b_until_cap"]

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from services.core.challenges import rules
 from services.core.challenges import service as challenges
 from services.core.errors import DomainError, InvalidCode, Throttled
 from services.core.models import ChallengeState, Token
@@ -39,7 +38,7 @@ from services.core.privacyidea import transactions
 from services.core.privacyidea.users import PiUser
 
 if TYPE_CHECKING:
-    from services.core.challenges.store import Factor
+    from services.core.challenges.rules import Factor
     from services.core.plumbing.context import Context
 
 # privacyIDEA's own texts: plugins show them, and some compare them.
@@ -103,9 +102,11 @@ def _no_factor(ctx: Context, user: PiUser) -> Outcome:
 def _create(
     ctx: Context, correlation: str | None, user: PiUser
 ) -> tuple[challenges.ChallengeView, str | None]:
+    view = challenges.create(ctx, user.user_id, user.area, correlation)
+    if view.challenge is None:
+        return view, None
     with ctx.uow(correlation) as uow:
-        view = challenges.create(ctx, uow, user.user_id, user.area)
-        tid = transactions.attach(uow, view.challenge.id) if view.challenge is not None else None
+        tid = transactions.attach(uow, view.challenge.id)
         uow.commit()
     return view, tid
 
@@ -176,11 +177,8 @@ def _challenge_response(
     sender = push if push is not None else (sms if totp is None else None)
     if sender is not None:
         try:
-            with ctx.uow(correlation) as uow:
-                selected = challenges.select_factor(ctx, uow, challenge_id, sender.id)
-                token = uow.session.get(Token, sender.id)
-                uow.commit()
-            serial = serial_of(sender.id, sender.type, token.serial if token else None)
+            selected = challenges.select_factor(ctx, challenge_id, sender.id, correlation)
+            serial = _serial(ctx, sender.id, sender.type)
             if sender.type == "push":
                 answer = selected.extras.get("presence_answer")
                 entries.append(
@@ -217,7 +215,7 @@ def answer(
         return Outcome(False, NO_MATCH)
     if passw == "":
         return _finalize(ctx, correlation, user, transaction_id, challenge)
-    if rules.effective_state(ctx, challenge) != ChallengeState.PENDING:
+    if challenges.state_now(ctx, challenge) != ChallengeState.PENDING:
         return Outcome(
             False, NO_MATCH
         )  # answered, failed or expired: privacyIDEA has forgotten it too
@@ -231,9 +229,8 @@ def answer(
     serial = _serial(ctx, token_id, token_type or "totp")
     if challenge.token_type == "push" and token_id != challenge.token_id:
         try:
-            with ctx.uow(correlation) as uow:  # the TOTP answer takes the challenge from the phone
-                challenges.select_factor(ctx, uow, challenge.id, token_id)
-                uow.commit()
+            # the TOTP answer takes the challenge from the phone
+            challenges.select_factor(ctx, challenge.id, token_id, correlation)
         except DomainError:
             return Outcome(False, NO_MATCH, serial=serial, type=token_type)
     return _verify(
@@ -258,15 +255,13 @@ def _serial(ctx: Context, token_id: uuid.UUID, token_type: str) -> str:
 def _challenge_of(ctx: Context, user: PiUser, transaction_id: str) -> Any:
     """The transaction's challenge if it belongs to this user and area; else None, so a
     foreign or unknown transaction id reads the same as a wrong answer."""
-    with ctx.uow() as uow:
-        challenge_id = transactions.challenge_id_of(uow.session, transaction_id)
-        if challenge_id is None:
-            return None
-        challenge = challenges.get(ctx, uow, challenge_id)
-        if challenge.user_id != user.user_id or challenge.area != user.area:
-            return None
-        uow.session.expunge(challenge)
-        return challenge
+    challenge_id = challenge_id_for(ctx, transaction_id)
+    if challenge_id is None:
+        return None
+    challenge = challenges.get(ctx, challenge_id)
+    if challenge.user_id != user.user_id or challenge.area != user.area:
+        return None
+    return challenge
 
 
 def _totp_factor_of(ctx: Context, user_id: str) -> uuid.UUID | None:
@@ -296,9 +291,7 @@ def _verify(
     success, failure = (MATCHED_ONE, WRONG_OTP) if one_step else (FOUND_CHALLENGE, NO_MATCH)
     otplen = (ctx.settings.totp_digits if token_type == "totp" else 6) if one_step else None
     try:
-        with ctx.uow(correlation) as uow:
-            challenges.verify(ctx, uow, challenge_id, code, token_id)
-            uow.commit()
+        challenges.verify(ctx, challenge_id, code, token_id, correlation)
     except Throttled as exc:
         return Outcome(False, exc.message, serial=serial, type=token_type)
     except InvalidCode:
@@ -338,10 +331,10 @@ def poll(ctx: Context, transaction_id: str) -> Outcome:
     finalized or otherwise closed transaction reads as pending, as in privacyIDEA."""
     with ctx.uow() as uow:
         row = transactions.transaction_of(uow.session, transaction_id)
-        challenge = challenges.get(ctx, uow, row.challenge_id) if row is not None else None
+        challenge = challenges.get(ctx, row.challenge_id) if row is not None else None
         if challenge is None or row is None:
             return Outcome(False, challenge_status="pending")
-        state = rules.effective_state(ctx, challenge)
+        state = challenges.state_now(ctx, challenge)
         if state == ChallengeState.APPROVED and row.finalized_at is None:
             return Outcome(True, challenge_status="accept")
         if state == ChallengeState.DECLINED:

@@ -19,6 +19,7 @@ from services.api.routes import (
     health,
     recovery,
     sms,
+    step_ups,
     tokens,
     ttype_push,
 )
@@ -30,7 +31,7 @@ ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.
 ROUTERS += (callbacks.router, sms.enroll_router, sms.challenge_router)  # SMS (issue 3)
 ROUTERS += (ttype_push.router,)  # PUSH (issue 4)
 ROUTERS += (privacyidea.router,)  # the privacyIDEA-compatible relying-party API
-ROUTERS += (admin.router,)
+ROUTERS += (admin.router, step_ups.router)
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> FastAPI:

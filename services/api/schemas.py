@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.core.factors.base import factor_for
 from services.core.models import Token
@@ -30,11 +30,43 @@ class CodeIn(Strict):
     code: str = Code
 
 
-class DeleteIn(Strict):
-    # Optional so that ``{}`` gets 403 step_up_required (or deletes an abandoned
-    # enrollment when the user has no active token) rather than a schema error.
+class StepUpProof(Strict):
+    """What a protected action takes: a passed step-up, or (the older way) a code.
+
+    Both optional so that ``{}`` gets 403 step_up_required (or goes through when the user
+    has no active token) rather than a schema error."""
+
+    step_up_id: uuid.UUID | None = None
     code: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
     verify_token_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> StepUpProof:
+        if self.step_up_id is not None and (self.code or self.verify_token_id):
+            raise ValueError("give step_up_id or code, not both")
+        return self
+
+
+class DeleteIn(StepUpProof):
+    pass
+
+
+class StepUpIn(Strict):
+    purpose: Literal["delete_token", "set_area"]
+    token_id: uuid.UUID | None = None
+    area: str | None = Field(None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _target_fits_purpose(self) -> StepUpIn:
+        wanted = "token_id" if self.purpose == "delete_token" else "area"
+        given = {name for name in ("token_id", "area") if getattr(self, name) is not None}
+        if given != {wanted}:
+            raise ValueError(f"a {self.purpose} step-up takes {wanted} (only)")
+        return self
+
+    @property
+    def target(self) -> str:
+        return str(self.token_id) if self.purpose == "delete_token" else str(self.area)
 
 
 class TokenOut(BaseModel):
@@ -102,6 +134,8 @@ class ChallengeOut(BaseModel):
     challenge_id: uuid.UUID | None = None
     user_id: str | None = None
     area: str | None = None
+    purpose: str | None = None  # login, or the action a step-up allows
+    target: str | None = None  # a step-up's token id or area
     factors: list[FactorOut] = []
     selected_token_id: uuid.UUID | None = None
     selected_type: str | None = None

@@ -89,8 +89,10 @@ def set_protection(
     code: str | None,
     verify_with: uuid.UUID | None = None,
     correlation_id: str | None = None,
+    step_up_id: uuid.UUID | None = None,
 ) -> AreaState:
-    """Turn protection of ``area`` on or off for ``user_id``.
+    """Turn protection of ``area`` on or off for ``user_id``; once the user has an active
+    token this needs a step-up passed for this area (``step_up_id``) or a valid code.
 
     The area is checked before the step-up so that a typo does not burn a code.
     The step-up is required even when the value would not change: the caller
@@ -99,7 +101,10 @@ def set_protection(
     """
     ensure_known(ctx, area)
     with ctx.uow(correlation_id) as uow:
-        require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up")
+        require_step_up(
+            ctx, uow, user_id, code, verify_with, purpose="step_up",
+            action=("set_area", area), step_up_id=step_up_id,
+        )
         state = _apply(ctx, uow, user_id, area, protected, by_default=False)
         uow.commit()
     return state

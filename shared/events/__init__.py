@@ -15,6 +15,7 @@ from shared.events.challenge import (
     ChallengeVerified,
     FactorRef,
 )
+from shared.events.challenge_v1 import ChallengeCreatedV1
 from shared.events.enrollment import (
     EnrollmentActivated,
     EnrollmentConfirmed,
@@ -31,6 +32,7 @@ __all__ = [
     "AreaProtectionChanged",
     "ChallengeApproved",
     "ChallengeCreated",
+    "ChallengeCreatedV1",
     "ChallengeDeclined",
     "ChallengeExpired",
     "ChallengeFactorSelected",

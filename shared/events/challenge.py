@@ -1,12 +1,12 @@
 """Second-factor challenges for a protected area, from creation to outcome."""
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import NonNegativeInt
+from pydantic import Field, NonNegativeInt
 
 from shared.envelope import ContractModel, EventData
-from shared.registry import event
+from shared.registry import event, upcaster
 from shared.types import AreaName, TokenType
 
 __all__ = [
@@ -29,16 +29,32 @@ class FactorRef(ContractModel):
     token_type: TokenType
 
 
+ChallengePurpose = Literal["login", "delete_token", "set_area"]
+"""What a challenge's success allows: a login to ``area``, or one step-up action."""
+
+
 @event
 class ChallengeCreated(EventData):
-    """A challenge was opened; ``factors`` are the tokens that may answer it."""
+    """A challenge was opened; ``factors`` are the tokens that may answer it.
+
+    ``purpose`` is ``login`` for a login to ``area``; a step-up names the one action its
+    success allows, with ``target`` the token id (``delete_token``) or the area name
+    (``set_area``); a step-up's ``area`` is ``step_up``.
+    """
 
     TYPE = "challenge.created"
-    VERSION = 1
+    VERSION = 2
 
     challenge_id: UUID
     area: AreaName
     factors: list[FactorRef]
+    purpose: ChallengePurpose
+    target: str | None = Field(default=None, max_length=64)
+
+
+@upcaster("challenge.created", 1)
+def _created_v1_was_a_login(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "purpose": "login", "target": None}
 
 
 @event

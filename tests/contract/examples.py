@@ -62,6 +62,7 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
             ev.FactorRef(token_id=TOKEN, token_type="totp"),
             ev.FactorRef(token_id=UUID(int=7), token_type="push"),
         ],
+        purpose="login",
     ),
     "challenge.not_required": lambda: ev.ChallengeNotRequired(area="login"),
     "challenge.factor_selected": lambda: ev.ChallengeFactorSelected(

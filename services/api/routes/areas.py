@@ -7,15 +7,14 @@ catalogue is configuration, not a secret. The per-user endpoints need ``enroll``
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from services.api.deps import Correlation, Ctx, UserId, require
-from services.api.schemas import Strict
+from services.api.schemas import StepUpProof
 from services.core import areas
 
 router = APIRouter(tags=["areas"])
@@ -46,10 +45,8 @@ class UserAreasOut(BaseModel):
     areas: list[AreaOut]
 
 
-class AreaIn(Strict):
+class AreaIn(StepUpProof):
     protected: bool
-    code: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
-    verify_token_id: uuid.UUID | None = None
 
 
 def _out(state: areas.AreaState) -> AreaOut:
@@ -84,11 +81,13 @@ def user_area(user_id: UserId, area: AreaPath, ctx: Ctx) -> AreaOut:
     dependencies=[Depends(_enroll)],
 )
 def set_area(user_id: UserId, area: AreaPath, body: AreaIn, ctx: Ctx, correlation: Correlation) -> AreaChangeOut:
-    """Needs a fresh valid code (``code``, optionally ``verify_token_id``) once the
-    user has an active token: 403 ``step_up_required`` without one, 422 for a wrong
-    or replayed code. An unknown area is 404 ``unknown_area``."""
+    """Needs, once the user has an active token, a step-up passed for this area
+    (``step_up_id``) or a fresh valid code (``code``, optionally ``verify_token_id``):
+    403 ``step_up_required`` without either, 403 ``step_up_*`` for a step-up that is
+    not usable here, 422 for a wrong or replayed code. An unknown area is 404 ``unknown_area``."""
     state = areas.set_protection(ctx, user_id, area, body.protected, code=body.code,
-                                 verify_with=body.verify_token_id, correlation_id=correlation)
+                                 verify_with=body.verify_token_id, correlation_id=correlation,
+                                 step_up_id=body.step_up_id)
     return AreaChangeOut(
         area=state.area,
         protected=state.protected,

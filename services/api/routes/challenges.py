@@ -37,6 +37,8 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
         challenge_id=c.id,
         user_id=c.user_id,
         area=c.area,
+        purpose=c.purpose,
+        target=c.target,
         factors=[FactorOut(token_id=t.id, type=t.type, description=t.description) for t in view.factors],
         selected_token_id=c.token_id,
         selected_type=c.token_type,

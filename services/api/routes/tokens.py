@@ -46,8 +46,11 @@ def confirm(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, correl
 
 @router.delete("/{token_id}", status_code=200, response_model=TokenOut)
 def delete(user_id: UserId, token_id: uuid.UUID, body: DeleteIn, ctx: Ctx, correlation: Correlation) -> TokenOut:
-    """Needs ``code`` from any of the user's active code tokens (``verify_token_id`` names
-    one); an enrollment not finished yet is cancelled without one. Answers the token as it
+    """Needs a step-up passed for deleting this token (``step_up_id``) or ``code`` from
+    any of the user's active code tokens (``verify_token_id`` names one); an enrollment
+    not finished yet is cancelled without either. Answers the token as it
     was, with ``state: "deleted"``."""
-    token = service.delete_token(ctx, user_id, token_id, body.code or "", body.verify_token_id, correlation)
+    token = service.delete_token(
+        ctx, user_id, token_id, body.code or "", body.verify_token_id, correlation, body.step_up_id
+    )
     return TokenOut.of(token).model_copy(update={"state": "deleted", "locked": False})

@@ -25,6 +25,7 @@ from shared.events.challenge import (
     ChallengeExpired,
     ChallengeFactorSelected,
     ChallengeFailed,
+    ChallengePurpose,
     ChallengeVerified,
     FactorRef,
 )
@@ -63,6 +64,7 @@ class ChallengeSnapshot:
     token: TokenSnapshot | None  # None: no such token
     user_backoff_until: datetime | None = None
     user_failures: int = 0
+    purpose: str = "login"
 
 
 def effective_state(state: str, expires_at: datetime, now: datetime) -> str:
@@ -139,11 +141,19 @@ def exhausted(attempts: int, max_attempts: int) -> bool:
 # -- the events of each outcome ------------------------------------------------------------
 
 
-def created(challenge_id: uuid.UUID, area: str, factors: Sequence[Factor]) -> EventData:
+def created(
+    challenge_id: uuid.UUID,
+    area: str,
+    factors: Sequence[Factor],
+    purpose: ChallengePurpose,
+    target: str | None = None,
+) -> EventData:
     return ChallengeCreated(
         challenge_id=challenge_id,
         area=area,
         factors=[FactorRef(token_id=f.id, token_type=f.type) for f in factors],
+        purpose=purpose,
+        target=target,
     )
 
 

@@ -57,6 +57,7 @@ def create(
             id=uuid.uuid4(),
             user_id=user_id,
             area=area,
+            purpose="login",
             state=ChallengeState.PENDING,
             attempts=0,
             max_attempts=ctx.settings.challenge_max_attempts,
@@ -65,7 +66,7 @@ def create(
             expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
         )
         store.insert(uow.session.connection(), values)
-        uow.emit(rules.created(values["id"], area, factors), user_id=user_id)
+        uow.emit(rules.created(values["id"], area, factors, "login"), user_id=user_id)
         uow.commit()
     return ChallengeView(Challenge(**values), factors)  # transient: the answer is built from it
 
@@ -100,7 +101,7 @@ def select_factor(
     with ctx.uow(correlation_id) as uow:
         now = ctx.clock.now()
         result = factor_for(token.type).select(
-            ctx, uow, token, ChallengeRef(snap.id, snap.user_id, snap.area)
+            ctx, uow, token, ChallengeRef(snap.id, snap.user_id, snap.area, snap.purpose)
         )
         if not store.select_factor(
             uow.session.connection(), snap.id, token, now, result.expires_at
@@ -197,7 +198,7 @@ def _check(
         snap,
         token,
         selecting=selecting,
-        purpose="login",
+        purpose="login" if snap.purpose == "login" else "step_up",
         token_failures=failure.token_failures,
         backoff_seconds=failure.backoff_seconds,
         locked_now=failure.locked_now,
@@ -303,6 +304,7 @@ def _challenge_of(snap: ChallengeSnapshot, **changes: Any) -> Challenge:
         attempts=snap.attempts,
         max_attempts=snap.max_attempts,
         expires_at=snap.expires_at,
+        purpose=snap.purpose,
     )
     values.update(changes)
     return Challenge(**values)

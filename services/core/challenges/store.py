@@ -54,6 +54,15 @@ _PROTECTED_FACTORS = (
     .where(A.user_id == bindparam("b_user"), A.area == bindparam("b_area"))
     .order_by(T.created_at, T.id)
 )
+# Every active and locked token of a user: the factors a step-up may be answered with.
+_USER_FACTORS = (
+    select(T.id, T.type, T.description, T.state)
+    .where(
+        T.user_id == bindparam("b_user"),
+        T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)),
+    )
+    .order_by(T.created_at, T.id)
+)
 _CHALLENGE_COLUMNS = (
     C.id,
     C.user_id,
@@ -68,6 +77,9 @@ _CHALLENGE_COLUMNS = (
     C.created_at,
     C.expires_at,
     C.completed_at,
+    C.purpose,
+    C.target,
+    C.used_at,
 )
 _GET = select(*_CHALLENGE_COLUMNS).where(C.id == bindparam("b_challenge"))
 _SNAPSHOT_COLUMNS = (
@@ -80,6 +92,7 @@ _SNAPSHOT_COLUMNS = (
     C.attempts,
     C.max_attempts,
     C.expires_at,
+    C.purpose,
     T.id.label("t_id"),
     T.user_id.label("t_user_id"),
     T.type.label("t_type"),
@@ -185,6 +198,20 @@ _MARK_UNDELIVERABLE = (
     .values(state=ChallengeState.FAILED, reason="undeliverable", completed_at=bindparam("b_now"))
     .returning(C.user_id, C.area, C.attempts, C.max_attempts)
 )
+# A passed step-up is spent once, by the action it was asked for, while still fresh.
+_USE_STEP_UP = (
+    update(CHALLENGES)
+    .where(
+        C.id == bindparam("b_challenge"),
+        C.user_id == bindparam("b_user"),
+        C.purpose == bindparam("b_purpose"),
+        C.target == bindparam("b_target"),
+        C.state.in_(ChallengeState.SUCCESS),
+        C.used_at.is_(None),
+        C.completed_at > bindparam("b_fresh_after"),
+    )
+    .values(used_at=bindparam("b_now"))
+)
 _EXPIRE = (
     update(CHALLENGES)
     .where(
@@ -208,6 +235,13 @@ def protected_factors(conn: Connection, user_id: str, area: str) -> tuple[bool, 
     rows = [r for r in rows if r.id is not None]
     usable = [Factor(r.id, r.type, r.description) for r in rows if r.state == TokenState.ACTIVE]
     return True, usable, any(r.state == TokenState.LOCKED for r in rows)
+
+
+def user_factors(conn: Connection, user_id: str) -> tuple[list[Factor], bool]:
+    """The user's active factors (oldest first), and whether any factor is locked."""
+    rows = conn.execute(_USER_FACTORS, {"b_user": user_id}).all()
+    usable = [Factor(r.id, r.type, r.description) for r in rows if r.state == TokenState.ACTIVE]
+    return usable, any(r.state == TokenState.LOCKED for r in rows)
 
 
 def get(conn: Connection, challenge_id: uuid.UUID) -> Challenge | None:
@@ -262,6 +296,7 @@ def _snapshot_of(row: Row[Any]) -> ChallengeSnapshot:
         token=token,
         user_backoff_until=row.user_backoff_until,
         user_failures=row.user_failures or 0,
+        purpose=row.purpose,
     )
 
 
@@ -334,3 +369,24 @@ def mark_undeliverable(
 
 def expire(conn: Connection, challenge_id: uuid.UUID, now: datetime) -> bool:
     return bool(conn.execute(_EXPIRE, {"b_challenge": challenge_id, "b_now": now}).rowcount == 1)
+
+
+def use_step_up(
+    conn: Connection,
+    challenge_id: uuid.UUID,
+    user_id: str,
+    purpose: str,
+    target: str,
+    now: datetime,
+    fresh_after: datetime,
+) -> bool:
+    """Spend a passed step-up on its action: True for exactly one caller."""
+    params = {
+        "b_challenge": challenge_id,
+        "b_user": user_id,
+        "b_purpose": purpose,
+        "b_target": target,
+        "b_now": now,
+        "b_fresh_after": fresh_after,
+    }
+    return bool(conn.execute(_USE_STEP_UP, params).rowcount == 1)

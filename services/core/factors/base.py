@@ -76,6 +76,7 @@ class ChallengeRef:
     id: uuid.UUID
     user_id: str
     area: str
+    purpose: str = "login"
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""Login challenges: one per (user, area) second-factor step."""
+"""Challenges: one per second-factor step, a login to an area or a step-up.
+
+A step-up is a challenge with a ``purpose`` other than ``login`` and the ``target`` of its
+one action (a token id, an area name); its success is spent by that action (``used_at``).
+"""
 
 from __future__ import annotations
 
@@ -39,3 +43,6 @@ class Challenge(Base):
     created_at: Mapped[UtcDateTime]
     expires_at: Mapped[UtcDateTime] = mapped_column(index=True)
     completed_at: Mapped[UtcDateTime | None]
+    purpose: Mapped[str] = mapped_column(String(16), default="login", server_default="login")
+    target: Mapped[str | None] = mapped_column(String(64))
+    used_at: Mapped[UtcDateTime | None]

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # enrollment, challenges, recovery
     enrollment_ttl_seconds: int = Field(600, ge=60, le=86400)
     challenge_ttl_seconds: int = Field(300, ge=30, le=1800)
+    # How long a passed step-up may wait for the action it was asked for.
+    step_up_use_seconds: int = Field(300, ge=30, le=1800)
     challenge_max_attempts: int = Field(3, ge=1, le=10)
 
     # messaging
@@ -112,6 +114,9 @@ class Settings(BaseSettings):
     push_server_key_bits: int = Field(4096, ge=2048, le=8192, multiple_of=1024)
     push_title: str = Field("twofa", min_length=1, max_length=128)
     push_question: str = Field("Do you want to confirm the login?", min_length=1, max_length=512)
+    push_step_up_question: str = Field(
+        "Do you want to confirm this change to your security settings?", min_length=1, max_length=512
+    )
 
     # performance (see bench/): verified API keys are cached in each API process for
     # this long (a revoked key stops working within it); threads per API worker that run

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from services.core.challenges import step_up
 from services.core.errors import Forbidden, NotFound
 from services.core.factors.base import factor_for
 from services.core.models import Token, TokenState
 from services.core.tokens.verification import check_any_token_code
+from shared.events.challenge import ChallengePurpose
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context
@@ -47,9 +49,12 @@ def require_step_up(
     verify_with: uuid.UUID | None,
     *,
     purpose: str,
+    action: tuple[ChallengePurpose, str],
+    step_up_id: uuid.UUID | None = None,
     default: Token | None = None,
 ) -> Token | None:
-    """A fresh valid code from one of the user's active tokens, if the user has any.
+    """A passed step-up for ``action`` (purpose, target), spent here; or else a fresh valid
+    code from one of the user's active tokens, if the user has any.
 
     ``verify_with`` names the token the code is from; without it the code may come from
     any of the user's tokens that take codes (``default`` is tried first, then those whose
@@ -58,6 +63,9 @@ def require_step_up(
     tokens do not count as "no token": with only locked tokens every step-up is refused
     (403 ``factors_locked``).
     """
+    if step_up_id is not None:
+        step_up.spend(ctx, uow, step_up_id, user_id, *action)
+        return None
     actives = list(
         uow.session.scalars(
             select(Token)
@@ -73,7 +81,10 @@ def require_step_up(
             )
         return None
     if not code:
-        raise Forbidden("a valid code from one of your tokens is required", code="step_up_required")
+        raise Forbidden(
+            "a passed step-up or a valid code from one of your tokens is required",
+            code="step_up_required",
+        )
     return check_any_token_code(ctx, uow, _verifiers(actives, verify_with, default), code, purpose=purpose)
 
 

@@ -171,15 +171,20 @@ def delete_token(
     code: str,
     verify_with: uuid.UUID | None = None,
     correlation_id: str | None = None,
+    step_up_id: uuid.UUID | None = None,
 ) -> Token:
-    """Delete a token; needs a valid code from one of the user's active tokens.
+    """Delete a token; needs a step-up passed for deleting it (``step_up_id``) or a valid
+    code from one of the user's active tokens.
 
     An enrollment that never finished is not a factor yet: cancelling it needs no code.
     """
     with ctx.uow(correlation_id) as uow:
         token = get_token(uow, user_id, token_id)
         if token.state not in TokenState.ENROLLING:
-            lifecycle.require_step_up(ctx, uow, user_id, code, verify_with, purpose="delete", default=token)
+            lifecycle.require_step_up(
+                ctx, uow, user_id, code, verify_with, purpose="delete",
+                action=("delete_token", str(token.id)), step_up_id=step_up_id, default=token,
+            )
         uow.session.delete(token)
         uow.emit(TokenDeleted(token_id=token.id, token_type=token.type, reason="user"), user_id=user_id)
         uow.commit()

@@ -105,7 +105,7 @@ def start_push(ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: C
             token_id=token.id,
             user_id=token.user_id,
             nonce=crypto.new_nonce(),
-            question=s.push_question,
+            question=s.push_question if challenge.purpose == "login" else s.push_step_up_question,
             title=s.push_title,
             sslverify="1" if s.push_sslverify else "0",
             options=options,

@@ -82,10 +82,12 @@ class TwofaClient:
         return self._call("GET", f"/v1/users/{_u(user)}/tokens").json()["tokens"]  # type: ignore[no-any-return]
 
     def delete_token(self, user: str, token_id: str, code: str | None,
-                     verify_token_id: str | None = None) -> None:
+                     verify_token_id: str | None = None, step_up_id: str | None = None) -> None:
         body: dict[str, Any] = {"code": code} if code else {}
         if verify_token_id:
             body["verify_token_id"] = verify_token_id
+        if step_up_id:
+            body["step_up_id"] = step_up_id
         self._call("DELETE", f"/v1/users/{_u(user)}/tokens/{_u(token_id)}", json=body)
 
     # -- recovery (scope enroll) ----------------------------------------------------------
@@ -104,15 +106,23 @@ class TwofaClient:
         return self._call("GET", f"/v1/users/{_u(user)}/areas").json()["areas"]  # type: ignore[no-any-return]
 
     def set_area(self, user: str, area: str, protected: bool, code: str | None,
-                 verify_token_id: str | None = None) -> dict[str, Any]:
+                 verify_token_id: str | None = None, step_up_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"protected": protected}
         if code:
             body["code"] = code
         if verify_token_id:
             body["verify_token_id"] = verify_token_id
+        if step_up_id:
+            body["step_up_id"] = step_up_id
         return self._call("PUT", f"/v1/users/{_u(user)}/areas/{_u(area)}", json=body).json()  # type: ignore[no-any-return]
 
-    # -- the login challenge (scope challenge) --------------------------------------------
+    def create_step_up(self, user: str, purpose: str, target: str) -> dict[str, Any]:
+        """A step-up for deleting token ``target`` or changing area ``target``."""
+        field = "token_id" if purpose == "delete_token" else "area"
+        return self._call("POST", f"/v1/users/{_u(user)}/step-ups",  # type: ignore[no-any-return]
+                          json={"purpose": purpose, field: target}).json()
+
+    # -- the login challenge and step-ups' answers (scope challenge) ----------------------
     def create_challenge(self, user: str, area: str) -> dict[str, Any]:
         return self._call("POST", "/v1/challenges", json={"user_id": user, "area": area}).json()  # type: ignore[no-any-return]
 

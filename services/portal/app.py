@@ -56,7 +56,11 @@ def create_app(
     client: TwofaClient | None = None,
     accounts: AccountStore | None = None,
 ) -> FastAPI:
-    from services.portal.routes import account, login  # routes import render/redirect from here
+    from services.portal.routes import (  # routes import render/redirect from here
+        account,
+        login,
+        step_up,
+    )
 
     settings = settings or PortalSettings()
     if client is None:
@@ -79,6 +83,7 @@ def create_app(
     app.mount(f"{base}/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(login.router, prefix=base)
     app.include_router(account.router, prefix=base)
+    app.include_router(step_up.router, prefix=base)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

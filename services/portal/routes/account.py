@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from services.portal.apiclient import ApiError
 from services.portal.app import LoginRequired, flash, redirect, render
+from services.portal.routes import step_up
 from services.portal.routes.login import Csrf, _say, check_area, client, finish
 
 router = APIRouter()
@@ -144,6 +145,10 @@ def step(request: Request, token_id: str, step: str,
     if token is None or step not in ("activate", "confirm", "delete"):
         return redirect(request, "/security")
     api = client(request)
+    if step == "delete" and not code.strip() and token["state"] in ("active", "locked"):
+        name = f"{TYPE_NAMES.get(token['type'], token['type'])} token “{token['description']}”"
+        return step_up.begin(request, user, "delete_token", token_id, f"Delete the {name}.",
+                             f"The token “{token['description']}” is deleted.")
     try:
         if step == "delete":
             api.delete_token(user, token_id, code.strip() or None, verify_token_id or None)
@@ -199,7 +204,12 @@ async def areas(request: Request) -> Response:
     has_active = any(t["state"] == "active" for t in api.tokens(user))
     if has_active and len(changes) > 1:
         return overview(request, user, 422, area_error="Change one area at a time: "
-                        "each change needs its own code.")
+                        "each change needs its own confirmation.")
+    if has_active and not code:
+        ((area, protected),) = changes
+        verb = "Protect" if protected else "Stop protecting"
+        return step_up.begin(request, user, "set_area", area, f"{verb} the area “{area}”.",
+                             "Your protected areas are saved.", protected)
     try:
         for area, protected in changes:
             api.set_area(user, area, protected, code or None, verify_with or None)

@@ -21,7 +21,7 @@ function waitForApproval(status, url) {
       if (body.status === "pending") {
         waitForApproval(status, url); // the server held the request up to 25 s: ask again
       } else if (body.status === "approved") {
-        status.textContent = "Confirmed. Signing you in…";
+        status.textContent = status.getAttribute("data-done-text") || "Confirmed. Signing you in…";
         document.getElementById("push-done").submit();
       } else {
         status.textContent = "The request was " + body.status + ". Start again.";

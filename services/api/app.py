@@ -28,6 +28,7 @@ from services.core.plumbing.context import Context
 from services.core.plumbing.settings import Settings
 
 ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router)
+ROUTERS += (audit.public_router,)
 ROUTERS += (callbacks.router, sms.enroll_router, sms.challenge_router)  # SMS (issue 3)
 ROUTERS += (ttype_push.router,)  # PUSH (issue 4)
 ROUTERS += (privacyidea.router,)  # the privacyIDEA-compatible relying-party API

@@ -1,11 +1,14 @@
 """``twofa keys rotate``: re-encrypt every secret under the newest encryption key.
 
-``twofa keys new-audit-key`` prints a fresh Ed25519 key for ``TWOFA_AUDIT_SIGNING_KEY``.
+``twofa keys new-audit-key`` prints a fresh Ed25519 key for ``TWOFA_AUDIT_SIGNING_KEY``;
+``twofa keys audit-public-key`` prints the public half (PEM) of the configured one, which
+is all an auditor needs (``twofa audit verify --public-key FILE``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +21,7 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     rotate = actions.add_parser("rotate", help="re-encrypt every *_enc column under the first key")
     rotate.add_argument("--batch-size", type=int, default=500)
     actions.add_parser("new-audit-key", help="print a new base64 Ed25519 audit signing key")
+    actions.add_parser("audit-public-key", help="print the audit public key (PEM) for auditors")
     keys.set_defaults(func=lambda args: run(args, settings))
 
 
@@ -26,6 +30,16 @@ def run(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
         from services.core.audit.signing import generate_key_b64
 
         print(generate_key_b64())
+        return 0
+    if args.action == "audit-public-key":
+        from services.core.audit.signing import SigningKeyError, signer_from_settings
+
+        try:  # never creates a key: one made here would not be the service's
+            signer = signer_from_settings(settings(), create=False)
+        except SigningKeyError as exc:
+            print(f"twofa keys audit-public-key: {exc}", file=sys.stderr)
+            return 2
+        print(signer.verifier.public_pem(), end="")
         return 0
     from services.core.plumbing.crypto import keyring_from_settings
     from services.core.plumbing.db import make_engine, make_session_factory

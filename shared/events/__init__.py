@@ -1,9 +1,10 @@
 """One module per event family; importing this package registers every contract.
 
-Families: enrollment, token, area, challenge, sms, push, recovery.
+Families: enrollment, token, area, challenge, sms, push, recovery, audit.
 """
 
 from shared.events.area import AreaProtectionChanged
+from shared.events.audit import AuditCheckpointSigned
 from shared.events.challenge import (
     ChallengeApproved,
     ChallengeCreated,
@@ -30,6 +31,7 @@ from shared.events.token import TokenDeleted, TokenLocked, TokenUnlocked, TokenV
 
 __all__ = [
     "AreaProtectionChanged",
+    "AuditCheckpointSigned",
     "ChallengeApproved",
     "ChallengeCreated",
     "ChallengeCreatedV1",

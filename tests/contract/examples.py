@@ -141,6 +141,11 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
     "recovery.issued": lambda: ev.RecoveryIssued(recovery_id=RECOVERY),
     "recovery.used": lambda: ev.RecoveryUsed(recovery_id=RECOVERY, tokens_removed=2),
     "recovery.failed": lambda: ev.RecoveryFailed(reason="none_issued"),
+    # audit
+    "audit.checkpoint_signed": lambda: ev.AuditCheckpointSigned(
+        position=1200, hash="ab" * 32, signed_at=WHEN, key_id="0123456789abcdef",
+        signature="c2lnbmF0dXJl" * 7,
+    ),
 }
 
 

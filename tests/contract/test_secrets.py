@@ -38,6 +38,10 @@ def safe(hint: object) -> bool:
 ALLOWLIST = {
     # sms.failed: the SMS provider's numeric error code (e.g. Twilio 30003), not a one-time code.
     "error_code",
+    # audit.checkpoint_signed: an Ed25519 signature and the fingerprint of the PUBLIC key that
+    # checks it; both are published so that anyone can verify, neither grants anything.
+    "signature",
+    "key_id",
 }
 
 

@@ -33,6 +33,7 @@ PUBLIC = {
     "/validate/check",
     "/validate/polltransaction",
     "/validate/polltransaction/{transaction_id}",
+    "/v1/audit/public-key",  # a public key, published for outside auditors
 }
 # Routes with credentials of their own, which no API key replaces: every caller here gets 401.
 OWN_CREDENTIALS = {

@@ -1,4 +1,5 @@
-"""The audit log for auditors (scope ``audit:read``): paged rows and chain verification.
+"""The audit log for auditors (scope ``audit:read``): paged rows and chain verification;
+and, for anyone, the public key that verifies its signed checkpoints.
 
 ``GET /v1/audit/verify`` answers 200 whether or not the chain is intact: the request
 succeeded, and its answer is ``ok: false`` with the first bad position. A 5xx would
@@ -20,6 +21,8 @@ from services.core.audit.service import verifier_for
 from services.core.audit.verify import verify_chain
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(require("audit:read"))])
+# A public key is meant to be handed out: outsiders verify with it and nothing else.
+public_router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
 class AuditRowOut(BaseModel):
@@ -48,6 +51,13 @@ class VerifyOut(BaseModel):
     problem: str | None
     head_position: int | None
     checkpoint_position: int | None
+    checkpoints_checked: int
+
+
+class PublicKeyOut(BaseModel):
+    algorithm: str
+    key_id: str
+    public_key: str  # PEM (SubjectPublicKeyInfo)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -84,3 +94,14 @@ def verify(ctx: Ctx) -> VerifyOut:
     with ctx.sessions() as session:
         result = verify_chain(session, verifier)
     return VerifyOut(**result.as_dict())
+
+
+@public_router.get(
+    "/public-key",
+    response_model=PublicKeyOut,
+    description="The Ed25519 public key that verifies the audit log's signed checkpoints "
+    "(`twofa audit verify --public-key`).",
+)
+def public_key(ctx: Ctx) -> PublicKeyOut:
+    verifier = verifier_for(ctx)
+    return PublicKeyOut(algorithm="Ed25519", key_id=verifier.key_id, public_key=verifier.public_pem())

@@ -7,6 +7,8 @@ restart; outside dev Settings refuses to start without one.
 
 What is signed is the JCS canonical JSON of ``{position, hash, signed_at}``, so a
 checkpoint can be re-checked by anyone holding the public key, with any JSON library.
+The public key is published as PEM (``twofa keys audit-public-key``,
+``GET /v1/audit/public-key``); verifying needs nothing else.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class CheckpointVerifier:
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         return hashlib.sha256(raw).hexdigest()[:16]
+
+    def public_pem(self) -> str:
+        """The key as a SubjectPublicKeyInfo PEM block: what auditors are given."""
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
 
     def verify(self, position: int, hash_: str, signed_at: datetime, signature: str) -> bool:
         try:
@@ -101,6 +109,26 @@ def parse_private_key(text: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 
+def parse_public_key(text: str) -> CheckpointVerifier:
+    """A published public key: a PEM block, or base64 of the raw 32 bytes."""
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(text.encode())
+        except (ValueError, TypeError) as exc:
+            raise SigningKeyError("not a readable PEM public key") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise SigningKeyError("the audit public key must be an Ed25519 key")
+        return CheckpointVerifier(key)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise SigningKeyError("the audit public key is neither PEM nor base64") from exc
+    if len(raw) != 32:
+        raise SigningKeyError("the audit public key must decode to 32 bytes")
+    return CheckpointVerifier(Ed25519PublicKey.from_public_bytes(raw))
+
+
 def generate_key_b64() -> str:
     """A fresh key in the base64 form ``TWOFA_AUDIT_SIGNING_KEY`` accepts."""
     raw = Ed25519PrivateKey.generate().private_bytes(
@@ -109,12 +137,20 @@ def generate_key_b64() -> str:
     return base64.b64encode(raw).decode()
 
 
-def signer_from_settings(settings: Settings) -> CheckpointSigner:
+def signer_from_settings(settings: Settings, *, create: bool = True) -> CheckpointSigner:
+    """The service's signer. In dev the key is generated under ``var/`` on first use;
+    ``create=False`` (the operator's commands) refuses instead, so a command run from
+    another folder never signs with, or publishes, a key the service does not have."""
     if settings.audit_signing_key is not None:
         return CheckpointSigner(parse_private_key(settings.audit_signing_key.get_secret_value()))
     if not settings.is_dev:  # Settings already refuses this; kept as a second guard
         raise SigningKeyError("TWOFA_AUDIT_SIGNING_KEY is required outside dev")
-    return CheckpointSigner(parse_private_key(_dev_key(settings.var_dir / DEV_KEY_FILE)))
+    path = settings.var_dir / DEV_KEY_FILE
+    if not create and not path.is_file():
+        raise SigningKeyError(
+            f"no audit signing key: TWOFA_AUDIT_SIGNING_KEY is not set and {path} does not exist"
+        )
+    return CheckpointSigner(parse_private_key(_dev_key(path)))
 
 
 def _dev_key(path: Path) -> str:

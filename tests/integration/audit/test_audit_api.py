@@ -12,7 +12,7 @@ def test_an_intact_chain_verifies(api, chain12, audit_headers):
     r = api.get("/v1/audit/verify", headers=audit_headers)
     assert r.status_code == 200
     assert r.json() == {"ok": True, "checked": 12, "first_bad_position": None, "problem": None,
-                        "head_position": 12, "checkpoint_position": 11}
+                        "head_position": 12, "checkpoint_position": 11, "checkpoints_checked": 1}
 
 
 @pytest.mark.parametrize("kind", sorted(TAMPERINGS))
@@ -81,3 +81,40 @@ def test_every_operation_declares_the_error_shape(api):
                 for status in ("401", "403", "422", "429"):
                     ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/ErrorOut"), (method, path, status)
+
+
+def test_the_public_key_is_published_without_an_api_key(api, ctx):
+    from services.core.audit.service import verifier_for
+    from services.core.audit.signing import parse_public_key
+
+    r = api.get("/v1/audit/public-key")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["algorithm"] == "Ed25519"
+    assert parse_public_key(body["public_key"]).key_id == body["key_id"] == verifier_for(ctx).key_id
+    assert "PRIVATE" not in r.text
+
+
+@pytest.mark.parametrize("column,value", [("event_id", "not-a-uuid"), ("occurred_at", "yesterday"),
+                                          ("recorded_at", "2026-13-45T99:99:99")])
+def test_verify_names_a_row_whose_column_was_garbled_instead_of_failing(api, ctx, chain12, audit_headers,
+                                                                          column, value):
+    from sqlalchemy import text
+
+    if ctx.engine.dialect.name == "postgresql":
+        from services.core.models import AuditEntry
+        from sqlalchemy import update
+        import uuid
+        from datetime import timedelta
+
+        with ctx.sessions.begin() as session:
+            row = session.get(AuditEntry, 7)
+            edits = {"event_id": uuid.uuid4(), "occurred_at": row.occurred_at + timedelta(seconds=5),
+                     "recorded_at": row.recorded_at + timedelta(seconds=5)}
+            session.execute(update(AuditEntry).where(AuditEntry.position == 7).values({column: edits[column]}))
+    else:
+        with ctx.engine.begin() as conn:
+            conn.execute(text(f"UPDATE audit_log SET {column} = :v WHERE position = 7"), {"v": value})
+    r = api.get("/v1/audit/verify", headers=audit_headers)
+    assert r.status_code == 200
+    assert (r.json()["ok"], r.json()["first_bad_position"]) == (False, 7)

@@ -19,16 +19,26 @@ def cli_env(monkeypatch, settings):
     monkeypatch.setenv("TWOFA_ENCRYPTION_KEYS", settings.encryption_keys.get_secret_value())
 
 
-def test_verify_exits_0_on_an_intact_chain(cli_env, chain12, capsys):
-    assert main(["audit", "verify"]) == 0
+@pytest.fixture
+def public_key_file(cli_env, chain12, tmp_path, capsys):
+    """What the operator of the running service hands the auditor (``twofa keys audit-public-key``)."""
+    assert main(["keys", "audit-public-key"]) == 0
+    path = tmp_path / "audit.pub"
+    path.write_text(capsys.readouterr().out)
+    assert path.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    return str(path)
+
+
+def test_verify_exits_0_on_an_intact_chain(public_key_file, chain12, capsys):
+    assert main(["audit", "verify", "--public-key", public_key_file]) == 0
     assert "audit chain ok: 12 rows, signed checkpoint at 11" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", sorted(TAMPERINGS))
-def test_verify_exits_1_and_prints_the_first_bad_position(cli_env, ctx, chain12, capsys, kind):
+def test_verify_exits_1_and_prints_the_first_bad_position(public_key_file, ctx, chain12, capsys, kind):
     action, first_bad = TAMPERINGS[kind]
     action(ctx.sessions)
-    assert main(["audit", "verify"]) == 1
+    assert main(["audit", "verify", "--public-key", public_key_file]) == 1
     out = capsys.readouterr().out
     assert f"TAMPERED at position {first_bad}:" in out
     assert f"first_bad_position={first_bad}" in out
@@ -68,12 +78,12 @@ def test_progress_bar_draws_on_a_terminal():
     assert buf.getvalue() == "\r[" + "#" * 15 + " " * 15 + "] 500/1000\n"
 
 
-def test_checkpoint_command_signs_the_head(cli_env, ctx, chain12, capsys):
+def test_checkpoint_command_signs_the_head(public_key_file, ctx, chain12, capsys):
     assert main(["audit", "checkpoint"]) == 0
     assert "signed checkpoint at 12" in capsys.readouterr().out
     assert main(["audit", "checkpoint"]) == 0
     assert "nothing new" in capsys.readouterr().out
-    assert main(["audit", "verify"]) == 0
+    assert main(["audit", "verify", "--public-key", public_key_file]) == 0
 
 
 def test_export_shows_the_bar_only_when_stderr_is_a_terminal(cli_env, chain12, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from services.api import errors
 from services.api.limits import BodySizeLimit
@@ -16,23 +16,25 @@ from services.api.routes import (
     audit,
     callbacks,
     challenges,
+    contact,
     health,
     recovery,
     sms,
     step_ups,
     tokens,
     ttype_push,
+    webhooks,
 )
 from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
 from services.core.plumbing.settings import Settings
 
-ROUTERS = (health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router)
-ROUTERS += (audit.public_router,)
-ROUTERS += (callbacks.router, sms.enroll_router, sms.challenge_router)  # SMS (issue 3)
-ROUTERS += (ttype_push.router,)  # PUSH (issue 4)
-ROUTERS += (privacyidea.router,)  # the privacyIDEA-compatible relying-party API
-ROUTERS += (admin.router, step_ups.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router,
+    callbacks.router, sms.enroll_router, sms.challenge_router, ttype_push.router,
+    privacyidea.router,  # the privacyIDEA-compatible relying-party API
+    admin.router, step_ups.router, audit.public_router, webhooks.router, contact.router,
+)
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> FastAPI:

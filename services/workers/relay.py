@@ -1,8 +1,8 @@
 """The outbox relay and scheduler process (``twofa relay``).
 
 Republishes outbox rows the API could not publish (broker down, process killed),
-oldest first in bounded batches, and schedules the periodic expiry sweep. Both are
-safe to run twice: consumers de-duplicate, the sweep is compare-and-set.
+oldest first in bounded batches, and schedules the periodic expiry and webhook sweeps.
+All are safe to run twice: consumers de-duplicate, the sweeps are compare-and-set.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from services.core.bootstrap import build_context
 from services.core.plumbing.messaging.celery_config import make_celery
 from services.core.plumbing.messaging.outbox import relay_once
-from services.core.plumbing.messaging.routes import EXPIRY_SWEEP
+from services.core.plumbing.messaging.routes import EXPIRY_SWEEP, WEBHOOKS_SWEEP
 from services.core.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,13 @@ def run(settings: Settings, stop: threading.Event) -> None:
             if sent:
                 log.info("relay republished %d event(s)", sent)
             if time.monotonic() >= next_sweep:
-                scheduler.send_task(
-                    EXPIRY_SWEEP.task,
-                    queue=EXPIRY_SWEEP.queue,
-                    routing_key=EXPIRY_SWEEP.queue,
-                    expires=SWEEP_EVERY_SECONDS * 5,
-                )
+                for sweep in (EXPIRY_SWEEP, WEBHOOKS_SWEEP):
+                    scheduler.send_task(
+                        sweep.task,
+                        queue=sweep.queue,
+                        routing_key=sweep.queue,
+                        expires=SWEEP_EVERY_SECONDS * 5,
+                    )
                 next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
             if sent >= settings.relay_batch_size:
                 continue  # more backlog: no pause

@@ -1,6 +1,6 @@
 """One module per event family; importing this package registers every contract.
 
-Families: enrollment, token, area, challenge, sms, push, recovery, audit.
+Families: enrollment, token, area, challenge, sms, push, recovery, audit, webhook.
 """
 
 from shared.events.area import AreaProtectionChanged
@@ -28,6 +28,7 @@ from shared.events.push import PushFailed, PushFraudReported, PushRequested, Pus
 from shared.events.recovery import RecoveryFailed, RecoveryIssued, RecoveryUsed
 from shared.events.sms import SmsDelivered, SmsFailed, SmsRequested, SmsSent
 from shared.events.token import TokenDeleted, TokenLocked, TokenUnlocked, TokenVerificationFailed
+from shared.events.webhook import WebhookDisabled
 
 __all__ = [
     "AreaProtectionChanged",
@@ -62,4 +63,5 @@ __all__ = [
     "TokenLocked",
     "TokenUnlocked",
     "TokenVerificationFailed",
+    "WebhookDisabled",
 ]

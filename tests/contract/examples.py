@@ -19,6 +19,7 @@ TOKEN = UUID("00000000-0000-4000-8000-000000000001")
 CHALLENGE = UUID("00000000-0000-4000-8000-000000000002")
 MESSAGE = UUID("00000000-0000-4000-8000-000000000003")
 RECOVERY = UUID("00000000-0000-4000-8000-000000000004")
+SUBSCRIPTION = UUID("00000000-0000-4000-8000-000000000005")
 PHONE = mask_phone("+4915112345678")
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -145,6 +146,10 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
     "audit.checkpoint_signed": lambda: ev.AuditCheckpointSigned(
         position=1200, hash="ab" * 32, signed_at=WHEN, key_id="0123456789abcdef",
         signature="c2lnbmF0dXJl" * 7,
+    ),
+    # webhook
+    "webhook.disabled": lambda: ev.WebhookDisabled(
+        subscription_id=SUBSCRIPTION, failing_since=WHEN, position=17, reason="HTTP 500"
     ),
 }
 

@@ -9,6 +9,7 @@ from services.core.models.privacyidea import PiServiceAccount, PiTransaction
 from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery
 from services.core.models.tokens import Token, TokenState
 from services.core.models.users import AreaProtection, UserProfile
+from services.core.models.webhooks import SubscriptionState, WebhookSubscription
 
 __all__ = [
     "ApiKey",
@@ -30,4 +31,6 @@ __all__ = [
     "Token",
     "TokenState",
     "UserProfile",
+    "SubscriptionState",
+    "WebhookSubscription",
 ]

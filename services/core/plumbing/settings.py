@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     audit_checkpoint_rows: int = Field(100, ge=1, le=100_000)
     audit_checkpoint_every: float = Field(300.0, gt=0, le=86_400)  # seconds
 
+    # webhooks: the audit chain delivered, signed, to subscribers
+    webhook_allow_private: bool = False  # private, loopback, link-local targets (labs, tests)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=30)  # connect, and each read/write
+    webhook_retry_window_seconds: int = Field(86_400, ge=1, le=7 * 86_400)  # then disabled
+    webhook_max_backoff_seconds: int = Field(3600, ge=1, le=86_400)
+
     # push tokens (privacyIDEA Authenticator protocol)
     push_ttl_seconds: int = Field(120, ge=10, le=600)  # answer window of a push challenge
     push_presence_options: int = Field(3, ge=0, le=10)  # number matching: 0 = off, else 2-10

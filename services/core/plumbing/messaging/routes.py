@@ -10,7 +10,8 @@ QUEUE_SMS = "sms"
 QUEUE_PUSH = "push"
 QUEUE_EXPIRY = "expiry"
 QUEUE_AUDIT = "audit"
-QUEUES = (QUEUE_SMS, QUEUE_PUSH, QUEUE_EXPIRY, QUEUE_AUDIT)
+QUEUE_WEBHOOKS = "webhooks"
+QUEUES = (QUEUE_SMS, QUEUE_PUSH, QUEUE_EXPIRY, QUEUE_AUDIT, QUEUE_WEBHOOKS)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ AUDIT_BATCH_MAX = 200
 SMS_SEND = Route("twofa.sms.send", QUEUE_SMS)
 PUSH_SEND = Route("twofa.push.send", QUEUE_PUSH)
 EXPIRY_SWEEP = Route("twofa.expiry.sweep", QUEUE_EXPIRY)
+# Webhooks read the audit chain, not events: the scheduler's sweep finds subscriptions
+# that are behind and sends one ``deliver`` per subscription (its own task: one slow
+# receiver holds one worker thread, not the others).
+WEBHOOKS_SWEEP = Route("twofa.webhooks.sweep", QUEUE_WEBHOOKS)
+WEBHOOKS_DELIVER = Route("twofa.webhooks.deliver", QUEUE_WEBHOOKS)
 
 # Events with a consumer besides the audit log. Every event also goes to the audit log.
 EVENT_ROUTES: dict[str, tuple[Route, ...]] = {

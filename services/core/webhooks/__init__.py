@@ -1,0 +1,1 @@
+"""Signed webhooks (Standard Webhooks): the audit chain, delivered to subscribers in order."""

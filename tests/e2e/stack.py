@@ -77,7 +77,7 @@ class Stack:
             pool = "threads" if q in ("sms", "push", "webhooks") else "solo"
             self.spawn(f"worker-{q}", "worker", "--queues", q, "--pool", pool, "--concurrency", "4" if pool == "threads" else "1")
         self.spawn("relay", "relay")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded 2-core machine starts processes slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -85,6 +85,7 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop()  # a fixture that fails in setup never reaches its teardown
         raise RuntimeError(f"the API did not come up; see {self.logs}")
 
     def stop(self) -> None:

@@ -159,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="a Celery worker for some queues")
-    worker.add_argument("--queues", default="sms,push,expiry,audit,webhooks")
+    worker.add_argument("--queues", default="sms,push,expiry,audit,webhooks,notify")
     worker.add_argument("--concurrency", type=int, default=4)
     worker.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     worker.set_defaults(func=cmd_worker)

@@ -1,6 +1,6 @@
 """One module per event family; importing this package registers every contract.
 
-Families: enrollment, token, area, challenge, sms, push, recovery, audit, webhook.
+Families: enrollment, token, area, challenge, sms, push, recovery, audit, webhook, notification.
 """
 
 from shared.events.area import AreaProtectionChanged
@@ -17,6 +17,7 @@ from shared.events.challenge import (
     FactorRef,
 )
 from shared.events.challenge_v1 import ChallengeCreatedV1
+from shared.events.notification import NotificationFailed, NotificationSent
 from shared.events.enrollment import (
     EnrollmentActivated,
     EnrollmentConfirmed,
@@ -48,6 +49,8 @@ __all__ = [
     "EnrollmentScanned",
     "EnrollmentStarted",
     "FactorRef",
+    "NotificationFailed",
+    "NotificationSent",
     "PushFailed",
     "PushFraudReported",
     "PushRequested",

@@ -147,6 +147,13 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
         position=1200, hash="ab" * 32, signed_at=WHEN, key_id="0123456789abcdef",
         signature="c2lnbmF0dXJl" * 7,
     ),
+    # notification
+    "notification.sent": lambda: ev.NotificationSent(
+        source_event_id=MESSAGE, source_type="token.locked", channel="email", provider="smtp"
+    ),
+    "notification.failed": lambda: ev.NotificationFailed(
+        source_event_id=MESSAGE, source_type="recovery.used", channel=None, reason="no_channel"
+    ),
     # webhook
     "webhook.disabled": lambda: ev.WebhookDisabled(
         subscription_id=SUBSCRIPTION, failing_since=WHEN, position=17, reason="HTTP 500"

@@ -74,7 +74,7 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.spawn("api", "serve", "--port", str(self.port))
         for q in queues:
-            pool = "threads" if q in ("sms", "push", "webhooks") else "solo"
+            pool = "threads" if q in ("sms", "push", "webhooks", "notify") else "solo"
             self.spawn(f"worker-{q}", "worker", "--queues", q, "--pool", pool, "--concurrency", "4" if pool == "threads" else "1")
         self.spawn("relay", "relay")
         deadline = time.monotonic() + 60  # a loaded 2-core machine starts processes slowly

@@ -10,6 +10,7 @@ from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery
 from services.core.models.tokens import Token, TokenState
 from services.core.models.users import AreaProtection, UserProfile
 from services.core.models.webhooks import SubscriptionState, WebhookSubscription
+from services.core.models.notify import Notification, UserContact
 
 __all__ = [
     "ApiKey",
@@ -33,4 +34,6 @@ __all__ = [
     "UserProfile",
     "SubscriptionState",
     "WebhookSubscription",
+    "Notification",
+    "UserContact",
 ]

@@ -107,6 +107,17 @@ class Settings(BaseSettings):
     webhook_retry_window_seconds: int = Field(86_400, ge=1, le=7 * 86_400)  # then disabled
     webhook_max_backoff_seconds: int = Field(3600, ge=1, le=86_400)
 
+    # user notifications (queue notify): changes to a user's factors, told on another channel
+    notify_provider: Literal["console", "smtp"] = "console"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    mail_from: str = "twofa@localhost"
+    notify_max_per_hour: int = Field(10, ge=1, le=1000)  # per user, every channel
+
     # push tokens (privacyIDEA Authenticator protocol)
     push_ttl_seconds: int = Field(120, ge=10, le=600)  # answer window of a push challenge
     push_presence_options: int = Field(3, ge=0, le=10)  # number matching: 0 = off, else 2-10

@@ -11,7 +11,8 @@ QUEUE_PUSH = "push"
 QUEUE_EXPIRY = "expiry"
 QUEUE_AUDIT = "audit"
 QUEUE_WEBHOOKS = "webhooks"
-QUEUES = (QUEUE_SMS, QUEUE_PUSH, QUEUE_EXPIRY, QUEUE_AUDIT, QUEUE_WEBHOOKS)
+QUEUE_NOTIFY = "notify"
+QUEUES = (QUEUE_SMS, QUEUE_PUSH, QUEUE_EXPIRY, QUEUE_AUDIT, QUEUE_WEBHOOKS, QUEUE_NOTIFY)
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,18 @@ EXPIRY_SWEEP = Route("twofa.expiry.sweep", QUEUE_EXPIRY)
 # receiver holds one worker thread, not the others).
 WEBHOOKS_SWEEP = Route("twofa.webhooks.sweep", QUEUE_WEBHOOKS)
 WEBHOOKS_DELIVER = Route("twofa.webhooks.deliver", QUEUE_WEBHOOKS)
+NOTIFY_SEND = Route("twofa.notify.send", QUEUE_NOTIFY)
 
 # Events with a consumer besides the audit log. Every event also goes to the audit log.
 EVENT_ROUTES: dict[str, tuple[Route, ...]] = {
     "sms.requested": (SMS_SEND,),
     "push.requested": (PUSH_SEND,),
+    # the user is told, on another channel (services.core.notify)
+    "enrollment.confirmed": (NOTIFY_SEND,),
+    "token.deleted": (NOTIFY_SEND,),
+    "token.locked": (NOTIFY_SEND,),
+    "recovery.used": (NOTIFY_SEND,),
+    "push.fraud_reported": (NOTIFY_SEND,),
 }
 
 

@@ -1,0 +1,44 @@
+"""A user's contact address for security notifications (scope ``enroll``: the portal or
+a login service, acting for the user).
+
+``PUT`` needs a fresh code from one of the user's active factors (like every other
+change to their security settings): 403 ``step_up_required`` without one. A malformed
+address is 422 ``invalid_email`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from services.api.deps import Ctx, Uow, UserId, require
+from services.api.schemas import Strict
+from services.core.notify import contact
+
+router = APIRouter(tags=["notifications"], dependencies=[Depends(require("enroll"))])
+
+
+class ContactIn(Strict):
+    email: Annotated[str | None, Field(max_length=320)]  # null removes the address
+    code: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
+    verify_token_id: uuid.UUID | None = None
+
+
+class ContactOut(BaseModel):
+    user_id: str
+    email: str | None
+
+
+@router.get("/v1/users/{user_id}/contact", response_model=ContactOut)
+def read(user_id: UserId, ctx: Ctx, uow: Uow) -> ContactOut:
+    return ContactOut(user_id=user_id, email=contact.get_email(ctx, uow, user_id))
+
+
+@router.put("/v1/users/{user_id}/contact", response_model=ContactOut)
+def update(user_id: UserId, body: ContactIn, ctx: Ctx, uow: Uow) -> ContactOut:
+    email = contact.set_email(ctx, uow, user_id, body.email, code=body.code, verify_with=body.verify_token_id)
+    uow.commit()
+    return ContactOut(user_id=user_id, email=email)

@@ -1,0 +1,1 @@
+"""Telling users, on another channel, when their second factors change."""

@@ -116,6 +116,19 @@ class TwofaClient:
             body["step_up_id"] = step_up_id
         return self._call("PUT", f"/v1/users/{_u(user)}/areas/{_u(area)}", json=body).json()  # type: ignore[no-any-return]
 
+    # -- contact address for security notifications (scope enroll) ------------------------
+    def contact(self, user: str) -> str | None:
+        return self._call("GET", f"/v1/users/{_u(user)}/contact").json()["email"]  # type: ignore[no-any-return]
+
+    def set_contact(self, user: str, email: str | None, code: str | None,
+                    verify_token_id: str | None = None) -> str | None:
+        body: dict[str, Any] = {"email": email}
+        if code:
+            body["code"] = code
+        if verify_token_id:
+            body["verify_token_id"] = verify_token_id
+        return self._call("PUT", f"/v1/users/{_u(user)}/contact", json=body).json()["email"]  # type: ignore[no-any-return]
+
     def create_step_up(self, user: str, purpose: str, target: str) -> dict[str, Any]:
         """A step-up for deleting token ``target`` or changing area ``target``."""
         field = "token_id" if purpose == "delete_token" else "area"

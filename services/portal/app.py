@@ -58,6 +58,7 @@ def create_app(
 ) -> FastAPI:
     from services.portal.routes import (  # routes import render/redirect from here
         account,
+        contact,
         login,
         step_up,
     )
@@ -83,7 +84,12 @@ def create_app(
     app.mount(f"{base}/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(login.router, prefix=base)
     app.include_router(account.router, prefix=base)
-    app.include_router(step_up.router, prefix=base)
+    from services.portal.routes import (  # routes import render/redirect from here
+        account,
+        contact,
+        login,
+        step_up,
+    )
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -53,6 +53,7 @@ def overview(request: Request, user: str, status: int = 200, **extra: Any) -> Re
     tokens = _tokens(request, user)
     return render(request, "security.html", status, tokens=tokens, areas=client(request).areas(user),
                   code_tokens=_code_tokens(tokens), has_active=any(t["state"] == "active" for t in tokens),
+                  contact=client(request).contact(user),
                   recovery_ready=request.session.pop("recovery_ready", False), **extra)
 
 

@@ -33,4 +33,4 @@ class ProcessedEvent(Base):
 
     consumer: Mapped[str] = mapped_column(String(32), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    processed_at: Mapped[UtcDateTime]
+    processed_at: Mapped[UtcDateTime] = mapped_column(index=True)  # pruned by age

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     relay_interval_seconds: float = Field(1.0, gt=0)
     relay_grace_seconds: float = Field(5.0, ge=0)
     relay_batch_size: int = Field(200, ge=1, le=5000)
+    messaging_retention_seconds: int = Field(7 * 86_400, ge=3600)  # published outbox rows, processed ids
 
     # providers
     sms_provider: Literal["console", "twilio"] = "console"

@@ -1,14 +1,26 @@
-"""Queue ``expiry``: a bounded, idempotent sweep that expires what is past its time."""
+"""Queue ``expiry``: a bounded, idempotent sweep that expires what is past its time, and
+prunes the messaging rows nobody needs any more (``messaging.retention``)."""
 
 from __future__ import annotations
+
+import time
 
 from sqlalchemy.exc import DBAPIError
 
 from services.core.challenges import service as challenges
+from services.core.plumbing.messaging import retention
 from services.core.plumbing.messaging.routes import EXPIRY_SWEEP
 from services.workers.app import TASK_OPTIONS, app, context
+
+PRUNE_EVERY_SECONDS = 60.0  # the sweep runs every second; pruning needs far less
+_last_prune = [0.0]
 
 
 @app.task(name=EXPIRY_SWEEP.task, autoretry_for=(DBAPIError,), max_retries=3, **TASK_OPTIONS)
 def sweep() -> int:
-    return challenges.expire_due(context())
+    ctx = context()
+    total = challenges.expire_due(ctx)
+    if time.monotonic() - _last_prune[0] >= PRUNE_EVERY_SECONDS:
+        _last_prune[0] = time.monotonic()
+        retention.prune(ctx.sessions, ctx.clock.now(), ctx.settings.messaging_retention_seconds)
+    return total

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from services.api.deps import USER_ID_PATTERN, Ctx, require
-from services.core.audit import query
+from services.core.audit import alerts, query
 from services.core.audit.service import verifier_for
 from services.core.audit.verify import verify_chain
 
@@ -52,6 +52,11 @@ class VerifyOut(BaseModel):
     head_position: int | None
     checkpoint_position: int | None
     checkpoints_checked: int
+
+
+class AlertsOut(BaseModel):
+    since: datetime | None
+    counts: dict[str, int]  # every alert type, zeros included
 
 
 class PublicKeyOut(BaseModel):
@@ -94,6 +99,21 @@ def verify(ctx: Ctx) -> VerifyOut:
     with ctx.sessions() as session:
         result = verify_chain(session, verifier)
     return VerifyOut(**result.as_dict())
+
+
+@router.get(
+    "/alerts",
+    response_model=AlertsOut,
+    description="How many security alerts (fraud reports, recovery resets, locked factors) the "
+    "log holds, per type; the same events are delivered as webhooks as they happen.",
+)
+def alert_counts(
+    ctx: Ctx,
+    since: Annotated[datetime | None, Query(description="occurred_at at or after (UTC if naive)")] = None,
+) -> AlertsOut:
+    with ctx.sessions() as session:
+        found = alerts.counts(session, _utc(since))
+    return AlertsOut(since=_utc(since), counts=found)
 
 
 @public_router.get(

@@ -118,3 +118,23 @@ def test_verify_names_a_row_whose_column_was_garbled_instead_of_failing(api, ctx
     r = api.get("/v1/audit/verify", headers=audit_headers)
     assert r.status_code == 200
     assert (r.json()["ok"], r.json()["first_bad_position"]) == (False, 7)
+
+
+def test_security_alerts_are_counted_per_type(api, ctx, clock, audit_headers):
+    from shared.registry import new_event
+    from tests.contract.examples import example
+
+    def record(type_):
+        env = new_event(example(type_), user_id="alice", correlation_id="c", occurred_at=clock.now())
+        service.record_in(ctx, env.model_dump(mode="json"))
+
+    record("push.fraud_reported")
+    clock.advance(3600)
+    for type_ in ("push.fraud_reported", "token.locked", "token.locked", "challenge.verified"):
+        record(type_)
+    r = api.get("/v1/audit/alerts", headers=audit_headers)
+    assert r.status_code == 200
+    assert r.json()["counts"] == {"push.fraud_reported": 2, "recovery.used": 0, "token.locked": 2}
+    since = clock.now().isoformat().replace("+00:00", "Z")
+    counts = api.get("/v1/audit/alerts", params={"since": since}, headers=audit_headers).json()["counts"]
+    assert counts == {"push.fraud_reported": 1, "recovery.used": 0, "token.locked": 2}

@@ -96,7 +96,7 @@ def test_push_is_delivered_answered_and_a_second_one_expires_once(stack):
                         json={"token_id": ch["factors"][0]["token_id"]}, headers=h).json()
 
     sel = login()
-    (msg,) = fake.wait_for_messages(1, timeout=15)
+    (msg,) = fake.wait_for_messages(1, timeout=60)  # the first waits for the worker process to start
     req = app.verify_challenge(token, msg.data)
     assert 0 < int(msg.android["ttl"].removesuffix("s")) <= 10  # the validity left
     assert app.accept(req, sel["presence_answer"])["result"]["value"] is True

@@ -13,7 +13,7 @@ from shared.envelope import EventData
 from shared.registry import event
 from shared.types import MaskedPhone, Sealed
 
-__all__ = ["SmsDelivered", "SmsFailed", "SmsRequested", "SmsSent"]
+__all__ = ["SmsDelivered", "SmsFailed", "SmsRequested", "SmsSendRefused", "SmsSent"]
 
 
 @event
@@ -70,3 +70,20 @@ class SmsFailed(EventData):
     reason: Annotated[str, Field(max_length=200)]
     error_code: int | None
     permanent: bool
+
+
+@event
+class SmsSendRefused(EventData):
+    """An SMS was not sent because a limit against SMS pumping said no (an alert).
+
+    ``country_not_allowed``: the destination is outside ``TWOFA_SMS_ALLOWED_COUNTRIES``;
+    ``global_cap`` / ``country_cap``: the service-wide or per-country hourly cap is reached;
+    ``user_quota``: the user's daily quota is reached.
+    """
+
+    TYPE = "sms.send_refused"
+    VERSION = 1
+
+    token_id: UUID
+    reason: Literal["country_not_allowed", "global_cap", "country_cap", "user_quota"]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None

@@ -118,6 +118,7 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
         error_code=30003,
         permanent=False,
     ),
+    "sms.send_refused": lambda: ev.SmsSendRefused(token_id=TOKEN, reason="country_cap", country="DE"),
     # push
     "push.requested": lambda: ev.PushRequested(
         challenge_id=CHALLENGE, token_id=TOKEN, serial="PIPU0001A2B3"

@@ -15,6 +15,7 @@ ALERT_TYPES = (
     "push.fraud_reported",  # "I did not trigger this" on a push
     "recovery.used",  # every factor of a user removed
     "token.locked",  # a factor guessed into lockout
+    "sms.send_refused",  # an SMS-pumping limit said no (country, service or user cap)
 )
 
 

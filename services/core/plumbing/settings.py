@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER = "embedded"
 NIST_MAX_FAILURES = 100  # SP 800-63B 5.2.2: at most 100 consecutive failed attempts
+# Where SMS may go unless configured otherwise: the EEA, Switzerland, the UK, the US and
+# Canada. Premium-rate ranges elsewhere are what SMS pumping cashes in on.
+DEFAULT_SMS_COUNTRIES = ("AT,BE,BG,CA,CH,CY,CZ,DE,DK,EE,ES,FI,FR,GB,GR,HR,HU,IE,IS,IT,LI,LT,LU,LV,"
+                         "MT,NL,NO,PL,PT,RO,SE,SI,SK,US")
 
 
 class InsecureConfiguration(ValueError):
@@ -96,6 +100,10 @@ class Settings(BaseSettings):
     sms_send_timeout_seconds: float = Field(10.0, gt=0, le=60)  # one HTTP call to the provider
     sms_max_retries: int = Field(6, ge=0, le=20)
     sms_retry_backoff_max_seconds: int = Field(60, ge=1, le=3600)
+    # SMS pumping: destinations and service-wide caps (0 = no cap)
+    sms_allowed_countries: str = DEFAULT_SMS_COUNTRIES  # ISO 3166 codes, or "*" for every country
+    sms_global_max_per_hour: int = Field(1000, ge=0)
+    sms_country_max_per_hour: int = Field(300, ge=0)
 
     # audit log
     audit_signing_key: SecretStr | None = None  # Ed25519: base64 raw 32-byte private key or PEM
@@ -198,6 +206,18 @@ class Settings(BaseSettings):
     @property
     def pi_cors_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.pi_cors_origins.split(",") if o.strip())
+    @field_validator("sms_allowed_countries")
+    @classmethod
+    def _countries_are_codes(cls, value: str) -> str:
+        import re
+
+        if value.strip() == "*":
+            return "*"
+        codes = sorted({c.strip().upper() for c in value.split(",") if c.strip()})
+        bad = [c for c in codes if not re.fullmatch(r"[A-Z]{2}", c)]
+        if bad or not codes:
+            raise ValueError("TWOFA_SMS_ALLOWED_COUNTRIES must be ISO 3166 codes (DE,FR,…) or *")
+        return ",".join(codes)
 
     @field_validator("push_presence_options")
     @classmethod
@@ -250,6 +270,11 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env in ("dev", "test")
+
+    @property
+    def sms_country_set(self) -> frozenset[str] | None:
+        """The allowed SMS destinations; None when every country is allowed."""
+        return None if self.sms_allowed_countries == "*" else frozenset(self.sms_allowed_countries.split(","))
 
     @property
     def area_names(self) -> tuple[str, ...]:

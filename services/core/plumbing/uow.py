@@ -4,11 +4,14 @@ Services call ``uow.emit(...)`` to add an event to the current transaction; ``co
 writes every emitted event to the outbox in one INSERT … RETURNING (an ORM insert per
 event is costly on the login path) and commits it with the state change. Nothing is
 published until that commit has succeeded, and a unit of work that is left without commit
-rolls back, events included.
+rolls back, events included, except those emitted with ``survive_rollback=True``: an alert
+about a refusal (an SMS cap tripped) must outlive the refusal it reports, so a rollback
+writes those alone in a transaction of their own.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from types import TracebackType
 from typing import Any
@@ -21,6 +24,8 @@ from services.core.plumbing.clock import Clock
 from services.core.plumbing.messaging.outbox import Dispatcher
 from shared.envelope import EventData
 from shared.registry import new_event
+
+log = logging.getLogger(__name__)
 
 # Built once: a statement object keeps its compiled form and cache key between calls.
 _INSERT_OUTBOX = insert(OutboxEvent.__table__).returning(
@@ -41,6 +46,7 @@ class UnitOfWork:
         self._dispatcher = dispatcher
         self.correlation_id = correlation_id or uuid.uuid4().hex
         self._pending: list[dict[str, Any]] = []
+        self._surviving: list[dict[str, Any]] = []
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
@@ -56,7 +62,7 @@ class UnitOfWork:
         self.rollback()
         self.session.close()
 
-    def emit(self, data: EventData, *, user_id: str | None) -> dict[str, Any]:
+    def emit(self, data: EventData, *, user_id: str | None, survive_rollback: bool = False) -> dict[str, Any]:
         envelope = new_event(
             data,
             user_id=user_id,
@@ -64,12 +70,14 @@ class UnitOfWork:
             occurred_at=self.clock.now(),
         ).model_dump(mode="json")
         self._pending.append(envelope)
+        if survive_rollback:
+            self._surviving.append(envelope)
         return envelope
 
     def commit(self) -> None:
         rows = self._write_outbox() if self._pending else []
         self.session.commit()
-        self._pending = []
+        self._pending, self._surviving = [], []
         if rows:
             self._dispatcher.dispatch(rows)
 
@@ -85,5 +93,14 @@ class UnitOfWork:
         return [(seq, env) for (seq,), env in zip(result.all(), self._pending, strict=True)]
 
     def rollback(self) -> None:
+        surviving, self._surviving = self._surviving, []
         self._pending = []
         self.session.rollback()
+        if surviving:
+            self._pending = surviving
+            try:
+                self.commit()
+            except Exception:  # never hide the error that caused the rollback
+                log.exception("could not record %d event(s) after a rollback", len(surviving))
+                self._pending = []
+                self.session.rollback()

@@ -134,7 +134,8 @@ def test_security_alerts_are_counted_per_type(api, ctx, clock, audit_headers):
         record(type_)
     r = api.get("/v1/audit/alerts", headers=audit_headers)
     assert r.status_code == 200
-    assert r.json()["counts"] == {"push.fraud_reported": 2, "recovery.used": 0, "token.locked": 2}
+    assert r.json()["counts"] == {"push.fraud_reported": 2, "recovery.used": 0, "token.locked": 2,
+                                  "sms.send_refused": 0}
     since = clock.now().isoformat().replace("+00:00", "Z")
     counts = api.get("/v1/audit/alerts", params={"since": since}, headers=audit_headers).json()["counts"]
-    assert counts == {"push.fraud_reported": 1, "recovery.used": 0, "token.locked": 2}
+    assert counts == {"push.fraud_reported": 1, "recovery.used": 0, "token.locked": 2, "sms.send_refused": 0}

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from services.core.errors import Conflict, Unprocessable
+from services.core.factors.sms.destinations import ensure_destination_allowed
 from services.core.factors.sms.send_limits import ensure_send_allowed
 from services.core.models import SmsCode, Token
 from shared.events.sms import SmsRequested
@@ -69,7 +70,8 @@ def issue(
     uow.session.execute(select(Token.id).where(Token.id == token.id).with_for_update())
     e164 = ctx.keyring.decrypt(token.phone_enc)
     hashed_phone = phone_hash(ctx, e164)
-    ensure_send_allowed(ctx, uow, token.user_id, hashed_phone)
+    country = ensure_destination_allowed(ctx, uow, token, e164)
+    ensure_send_allowed(ctx, uow, token, hashed_phone)
     now = ctx.clock.now()
     message_id = uuid.uuid4()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
@@ -78,6 +80,7 @@ def issue(
         token_id=token.id,
         user_id=token.user_id,
         phone_hash=hashed_phone,
+        country=country,
         purpose=purpose,
         challenge_id=challenge_id,
         code_hash=_code_hash(ctx, message_id, code),

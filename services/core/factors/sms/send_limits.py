@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from services.core.plumbing.clock import as_utc
 from services.core.errors import Throttled
-from services.core.models import SmsCode
+from services.core.models import SmsCode, Token
+from services.core.factors.sms.destinations import alert
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context
@@ -44,11 +45,13 @@ def _retry_after(oldest: datetime | None, seconds: int, now: datetime) -> int:
     return max(1, int((oldest + timedelta(seconds=seconds) - now).total_seconds() + 0.999))
 
 
-def ensure_send_allowed(ctx: Context, uow: UnitOfWork, user_id: str, phone_hash: str) -> None:
-    """Raise ``Throttled`` (429 with Retry-After) if another SMS may not go out now."""
-    s, now = ctx.settings, ctx.clock.now()
+def ensure_send_allowed(ctx: Context, uow: UnitOfWork, token: Token, phone_hash: str) -> None:
+    """Raise ``Throttled`` (429 with Retry-After) if another SMS may not go out now; a
+    reached daily quota (toll fraud, not impatience) is also an ``sms.send_refused`` alert."""
+    s, now, user_id = ctx.settings, ctx.clock.now(), token.user_id
     count, oldest = _window(uow, SmsCode.user_id, user_id, now - timedelta(seconds=DAY))
     if count >= s.sms_daily_quota:
+        alert(uow, token, "user_quota", None)
         raise Throttled("daily SMS quota reached", retry_after=_retry_after(oldest, DAY, now),
                         code="sms_quota_exceeded")
     for column, value in ((SmsCode.phone_hash, phone_hash), (SmsCode.user_id, user_id)):

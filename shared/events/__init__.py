@@ -27,7 +27,14 @@ from shared.events.enrollment import (
 )
 from shared.events.push import PushFailed, PushFraudReported, PushRequested, PushSent
 from shared.events.recovery import RecoveryFailed, RecoveryIssued, RecoveryUsed
-from shared.events.sms import SmsDelivered, SmsFailed, SmsRequested, SmsSendRefused, SmsSent
+from shared.events.sms import (
+    SmsDelivered,
+    SmsFailed,
+    SmsRequested,
+    SmsRequestedV1,
+    SmsSendRefused,
+    SmsSent,
+)
 from shared.events.token import TokenDeleted, TokenLocked, TokenUnlocked, TokenVerificationFailed
 from shared.events.webhook import WebhookDisabled
 
@@ -61,6 +68,7 @@ __all__ = [
     "SmsDelivered",
     "SmsFailed",
     "SmsRequested",
+    "SmsRequestedV1",
     "SmsSendRefused",
     "SmsSent",
     "TokenDeleted",

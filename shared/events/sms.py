@@ -1,7 +1,9 @@
 """SMS delivery: the command to send a code, and what the provider reported.
 
-``sms.requested`` is the only event that carries a code, and only ``Sealed`` (encrypted for
-the SMS worker); every phone number is masked - the worker loads the full number itself.
+No event carries a code: ``sms.requested`` names the message, and the SMS worker reads the
+code (encrypted) from a row that is deleted once the code is used or expired, so the outbox
+and the audit log never hold it. Version 1 carried it ``Sealed``; reading v1 forward drops
+it. Every phone number is masked - the worker loads the full number itself.
 """
 
 from typing import Annotated, Literal
@@ -10,15 +12,15 @@ from uuid import UUID
 from pydantic import Field
 
 from shared.envelope import EventData
-from shared.registry import event
+from shared.registry import event, upcaster
 from shared.types import MaskedPhone, Sealed
 
-__all__ = ["SmsDelivered", "SmsFailed", "SmsRequested", "SmsSendRefused", "SmsSent"]
+__all__ = ["SmsDelivered", "SmsFailed", "SmsRequested", "SmsRequestedV1", "SmsSendRefused", "SmsSent"]
 
 
 @event
-class SmsRequested(EventData):
-    """Command to the SMS worker: send the (sealed) code for an enrollment or a login."""
+class SmsRequestedV1(EventData):
+    """Version 1 of ``sms.requested``: carried the code, sealed for the SMS worker."""
 
     TYPE = "sms.requested"
     VERSION = 1
@@ -29,6 +31,28 @@ class SmsRequested(EventData):
     purpose: Literal["enrollment", "login"]
     phone: MaskedPhone
     code: Sealed
+
+
+@event
+class SmsRequested(EventData):
+    """Command to the SMS worker: send the code of message ``message_id`` (an enrollment or a
+    login). The code is not here: the worker reads it from the message's pending-code row."""
+
+    TYPE = "sms.requested"
+    VERSION = 2
+
+    message_id: UUID
+    token_id: UUID
+    challenge_id: UUID | None
+    purpose: Literal["enrollment", "login"]
+    phone: MaskedPhone
+
+
+@upcaster("sms.requested", 1)
+def _drop_the_code(data: dict[str, object]) -> dict[str, object]:
+    """v1 -> v2: the code is no longer part of the event (a v1 command still in flight when
+    the service is upgraded finds no pending code and fails as ``code_unavailable``)."""
+    return {name: value for name, value in data.items() if name != "code"}
 
 
 @event

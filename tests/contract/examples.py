@@ -98,7 +98,6 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
         challenge_id=CHALLENGE,
         purpose="login",
         phone=PHONE,
-        code=sealed_code(),
     ),
     "sms.sent": lambda: ev.SmsSent(
         message_id=MESSAGE,

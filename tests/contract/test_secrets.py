@@ -104,15 +104,17 @@ def test_the_guard_matches_word_parts_only() -> None:
 
 
 def test_repr_of_an_event_with_a_sealed_code_hides_the_ciphertext() -> None:
+    from shared.events.sms import SmsRequestedV1
+
     code = sealed_code()
-    data = example("sms.requested").model_copy(update={"code": code})
+    data = SmsRequestedV1(**example("sms.requested").model_dump(), code=code)
     ciphertext = code.reveal()
     assert ciphertext not in repr(data)
     assert ciphertext not in str(data)
     for shown in (repr(code), str(code), f"{code}", "%s" % code):  # noqa: UP031 - logging style
         assert ciphertext not in shown
     assert repr(code) == "***"
-    # ...but the value itself is intact on the wire, for the SMS worker to decrypt.
+    # ...but the value itself is intact on the wire (version 1 carried it for the SMS worker).
     envelope = new_event(data, user_id="u", correlation_id="c", occurred_at=WHEN)
     assert envelope.data["code"] == ciphertext
     assert type(envelope.data["code"]) is str

@@ -6,7 +6,7 @@ from services.core.models.challenges import Challenge, ChallengeState
 from services.core.models.messaging import OutboxEvent, ProcessedEvent
 from services.core.models.push import PushBlock, PushChallenge, PushToken
 from services.core.models.privacyidea import PiServiceAccount, PiTransaction
-from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery
+from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery, SmsPendingCode
 from services.core.models.tokens import Token, TokenState
 from services.core.models.users import AreaProtection, UserProfile
 from services.core.models.webhooks import SubscriptionState, WebhookSubscription
@@ -26,6 +26,7 @@ __all__ = [
     "SmsDelivery",
     "PiServiceAccount",
     "PiTransaction",
+    "SmsPendingCode",
     "PushBlock",
     "PushChallenge",
     "PushToken",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Integer, String, Uuid
+from sqlalchemy import Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.plumbing.db import Base, UserIdStr, UtcDateTime
@@ -35,6 +35,20 @@ class SmsCode(Base):
     created_at: Mapped[UtcDateTime] = mapped_column(index=True)
     expires_at: Mapped[UtcDateTime]
     used_at: Mapped[UtcDateTime | None]
+
+
+class SmsPendingCode(Base):
+    """The code of a message the SMS worker has still to send, encrypted for it.
+
+    The only place a code exists outside the recipient's phone: deleted when the code is
+    used (``codes.check``) and by the expiry sweep once expired, never put into an event.
+    """
+
+    __tablename__ = "sms_pending_codes"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # = SmsCode.id
+    code_enc: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[UtcDateTime] = mapped_column(index=True)
 
 
 class DeliveryState:

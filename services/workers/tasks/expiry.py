@@ -8,6 +8,7 @@ import time
 from sqlalchemy.exc import DBAPIError
 
 from services.core.challenges import service as challenges
+from services.core.factors.sms import codes
 from services.core.plumbing.messaging import retention
 from services.core.plumbing.messaging.routes import EXPIRY_SWEEP
 from services.workers.app import TASK_OPTIONS, app, context
@@ -20,6 +21,7 @@ _last_prune = [0.0]
 def sweep() -> int:
     ctx = context()
     total = challenges.expire_due(ctx)
+    codes.purge_expired(ctx)  # an SMS code exists only until it is used or expires
     if time.monotonic() - _last_prune[0] >= PRUNE_EVERY_SECONDS:
         _last_prune[0] = time.monotonic()
         retention.prune(ctx.sessions, ctx.clock.now(), ctx.settings.messaging_retention_seconds)

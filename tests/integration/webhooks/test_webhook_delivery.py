@@ -173,8 +173,12 @@ def test_replay_from_a_position(ctx, chain12, receiver, subscribe, poster):
         ("challenge.verified", 12)]
 
 
-def test_payloads_carry_no_code(ctx, receiver, subscribe, poster, clock):
-    command = example("sms.requested")
+def test_payloads_carry_no_code_even_from_rows_that_hold_one(ctx, receiver, subscribe, poster, clock):
+    """Rows appended before sms.requested v2 hold the sealed code; subscribers never get it."""
+    from shared.events.sms import SmsRequestedV1
+    from tests.contract.examples import sealed_code
+
+    command = SmsRequestedV1(**example("sms.requested").model_dump(), code=sealed_code())
     envelope = new_event(command, user_id="alice", correlation_id="c1", occurred_at=clock.now()).model_dump(
         mode="json")
     with ctx.sessions.begin() as session:

@@ -6,8 +6,9 @@ guesses. Only the newest code of a token counts, so a resend retires the previou
 resend never touches the token's failure count (``tokens.verification`` owns that), so
 resending cannot be used to reset the back-off.
 
-Issuing writes the code row and ``sms.requested`` (the code sealed for the SMS worker,
-the number masked) in the caller's unit of work; the SMS worker sends it after commit.
+Issuing writes the code row, the pending code (encrypted for the SMS worker, deleted once
+the code is used or expired) and ``sms.requested`` (no code, the number masked) in the
+caller's unit of work; the SMS worker sends it after commit.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import phonenumbers
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from services.core.errors import Conflict, Unprocessable
 from services.core.factors.sms.destinations import ensure_destination_allowed
 from services.core.factors.sms.send_limits import ensure_send_allowed
-from services.core.models import SmsCode, Token
+from services.core.models import SmsCode, SmsPendingCode, Token
 from shared.events.sms import SmsRequested
-from shared.types import SealedStr
 
 if TYPE_CHECKING:
     from services.core.factors.base import TokenSnapshot
@@ -89,6 +89,8 @@ def issue(
         expires_at=now + timedelta(seconds=ctx.settings.sms_code_ttl_seconds),
     )
     uow.session.add(row)
+    uow.session.add(SmsPendingCode(message_id=message_id, code_enc=ctx.keyring.encrypt(code),
+                                   expires_at=row.expires_at))
     uow.emit(
         SmsRequested(
             message_id=message_id,
@@ -96,7 +98,6 @@ def issue(
             challenge_id=challenge_id,
             purpose=purpose,
             phone=token.phone_masked,
-            code=SealedStr(ctx.keyring.encrypt(code)),
         ),
         user_id=token.user_id,
     )
@@ -130,4 +131,17 @@ def check(ctx: Context, conn: Connection, token_id: uuid.UUID, code: str, now: d
     if not (code.isdigit() and ctx.keyring.mac_matches(f"sms-code:{row.id}:{code}", row.code_hash)):
         conn.execute(_COUNT_WRONG, {"b_code": row.id})
         return False
-    return bool(conn.execute(_USE, {"b_code": row.id, "b_limit": limit, "b_now": now}).rowcount == 1)
+    won = conn.execute(_USE, {"b_code": row.id, "b_limit": limit, "b_now": now}).rowcount == 1
+    if won:  # a used code is of no further use to anyone: it goes
+        conn.execute(delete(SmsPendingCode).where(SmsPendingCode.message_id == row.id))
+    return bool(won)
+
+
+def purge_expired(ctx: Context, limit: int = 1000) -> int:
+    """Delete pending codes past their expiry (the expiry sweep); returns how many."""
+    with ctx.sessions.begin() as session:
+        ids = list(session.scalars(select(SmsPendingCode.message_id).where(
+            SmsPendingCode.expires_at <= ctx.clock.now()).limit(limit)))
+        if ids:
+            session.execute(delete(SmsPendingCode).where(SmsPendingCode.message_id.in_(ids)))
+    return len(ids)

@@ -83,10 +83,13 @@ def deliver(
     if not claim.phone_enc:
         _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="token_deleted")
         return "failed"
+    if not claim.code_enc:  # used or expired before it could be sent, or a v1 command
+        _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="code_unavailable")
+        return "failed"
     try:
         receipt = sender.send(
             ctx.keyring.decrypt(claim.phone_enc),
-            message_body(ctx, ctx.keyring.decrypt(cmd.code.reveal())),
+            message_body(ctx, ctx.keyring.decrypt(claim.code_enc)),
             status_callback=status_callback_url(ctx, cmd.message_id),
         )
     except PermanentProviderError as exc:

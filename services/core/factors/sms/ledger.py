@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.core.plumbing.batching import Batcher
 from services.core.plumbing.clock import as_utc
-from services.core.models import DeliveryState, SmsDelivery, Token
+from services.core.models import DeliveryState, SmsDelivery, SmsPendingCode, Token
 from shared.events.sms import SmsRequested, SmsSent
 
 if TYPE_CHECKING:
@@ -44,11 +44,13 @@ class ClaimJob:
 @dataclass(frozen=True)
 class Claim:
     """``send``: claimed by us, ``phone_enc`` is the token's encrypted number (None if the
-    token is gone); ``done``: final already; ``busy``: a live claim elsewhere; ``lost``: a
-    claim older than the lease (its worker died mid-send)."""
+    token is gone) and ``code_enc`` the message's pending code (None once used or expired);
+    ``done``: final already; ``busy``: a live claim elsewhere; ``lost``: a claim older than
+    the lease (its worker died mid-send)."""
 
     verdict: Verdict
     phone_enc: str | None = None
+    code_enc: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,17 @@ def claim_many(ctx: Context, jobs: Sequence[ClaimJob]) -> list[Claim]:
                 verdicts.append("send" if won == 1 else "busy")
         if inserts:
             conn.execute(insert(D), inserts)
-        token_ids = {job.cmd.token_id for job, v in zip(jobs, verdicts) if v == "send"}
+        sending = [job for job, v in zip(jobs, verdicts) if v == "send"]
         phones: dict[uuid.UUID, str | None] = {}
-        if token_ids:
-            T = Token.__table__
-            phones = dict(conn.execute(
-                select(T.c.id, T.c.phone_enc).where(T.c.id.in_(token_ids))).all())
-    return [Claim(v, (phones.get(job.cmd.token_id) or None) if v == "send" else None)
-            for job, v in zip(jobs, verdicts)]
+        codes: dict[uuid.UUID, str] = {}
+        if sending:
+            T, P = Token.__table__, SmsPendingCode.__table__
+            phones = dict(conn.execute(select(T.c.id, T.c.phone_enc).where(
+                T.c.id.in_({job.cmd.token_id for job in sending}))).all())
+            codes = dict(conn.execute(select(P.c.message_id, P.c.code_enc).where(
+                P.c.message_id.in_({job.cmd.message_id for job in sending}))).all())
+    return [Claim(v, phones.get(job.cmd.token_id) or None, codes.get(job.cmd.message_id))
+            if v == "send" else Claim(v) for job, v in zip(jobs, verdicts)]
 
 
 def claim_one(ctx: Context, job: ClaimJob) -> Claim:

@@ -5,7 +5,6 @@ Revises: 0011_notify
 """
 
 from alembic import op
-import sqlalchemy as sa
 
 
 revision = '0012_retention'

@@ -65,7 +65,7 @@ def test_an_edit_to_any_column_is_found_at_its_row(chain12, signer, column):
 
 GARBAGE = {
     "event_id": "not-a-uuid",
-    "occurred_at": "yesterday",
+    "occurred_at": "no-such-time",
     "recorded_at": "2026-13-45T99:99:99",
     "envelope": "{not json",
 }

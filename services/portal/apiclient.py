@@ -39,7 +39,7 @@ class TwofaClient:
         self.http = http
 
     @classmethod
-    def connect(cls, base_url: str, api_key: str, timeout: float) -> "TwofaClient":
+    def connect(cls, base_url: str, api_key: str, timeout: float) -> TwofaClient:
         # The long-poll adds its own wait to the read timeout (see ``challenge``).
         return cls(httpx.Client(base_url=base_url, timeout=timeout,
                                 headers={"Authorization": f"Bearer {api_key}"}))

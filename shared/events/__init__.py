@@ -17,7 +17,6 @@ from shared.events.challenge import (
     FactorRef,
 )
 from shared.events.challenge_v1 import ChallengeCreatedV1
-from shared.events.notification import NotificationFailed, NotificationSent
 from shared.events.enrollment import (
     EnrollmentActivated,
     EnrollmentConfirmed,
@@ -25,6 +24,7 @@ from shared.events.enrollment import (
     EnrollmentScanned,
     EnrollmentStarted,
 )
+from shared.events.notification import NotificationFailed, NotificationSent
 from shared.events.push import PushFailed, PushFraudReported, PushRequested, PushSent
 from shared.events.recovery import RecoveryFailed, RecoveryIssued, RecoveryUsed
 from shared.events.sms import (

@@ -15,7 +15,14 @@ from shared.envelope import EventData
 from shared.registry import event, upcaster
 from shared.types import MaskedPhone, Sealed
 
-__all__ = ["SmsDelivered", "SmsFailed", "SmsRequested", "SmsRequestedV1", "SmsSendRefused", "SmsSent"]
+__all__ = [
+    "SmsDelivered",
+    "SmsFailed",
+    "SmsRequested",
+    "SmsRequestedV1",
+    "SmsSendRefused",
+    "SmsSent",
+]
 
 
 @event

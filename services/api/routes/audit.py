@@ -109,7 +109,9 @@ def verify(ctx: Ctx) -> VerifyOut:
 )
 def alert_counts(
     ctx: Ctx,
-    since: Annotated[datetime | None, Query(description="occurred_at at or after (UTC if naive)")] = None,
+    since: Annotated[
+        datetime | None, Query(description="occurred_at at or after (UTC if naive)")
+    ] = None,
 ) -> AlertsOut:
     with ctx.sessions() as session:
         found = alerts.counts(session, _utc(since))
@@ -124,4 +126,6 @@ def alert_counts(
 )
 def public_key(ctx: Ctx) -> PublicKeyOut:
     verifier = verifier_for(ctx)
-    return PublicKeyOut(algorithm="Ed25519", key_id=verifier.key_id, public_key=verifier.public_pem())
+    return PublicKeyOut(
+        algorithm="Ed25519", key_id=verifier.key_id, public_key=verifier.public_pem()
+    )

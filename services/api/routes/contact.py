@@ -39,6 +39,8 @@ def read(user_id: UserId, ctx: Ctx, uow: Uow) -> ContactOut:
 
 @router.put("/v1/users/{user_id}/contact", response_model=ContactOut)
 def update(user_id: UserId, body: ContactIn, ctx: Ctx, uow: Uow) -> ContactOut:
-    email = contact.set_email(ctx, uow, user_id, body.email, code=body.code, verify_with=body.verify_token_id)
+    email = contact.set_email(
+        ctx, uow, user_id, body.email, code=body.code, verify_with=body.verify_token_id
+    )
     uow.commit()
     return ContactOut(user_id=user_id, email=email)

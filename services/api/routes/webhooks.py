@@ -15,11 +15,13 @@ from pydantic import BaseModel, Field
 
 from services.api.deps import Ctx, Uow, require
 from services.api.schemas import Strict
-from services.core.plumbing.clock import as_utc
 from services.core.models import WebhookSubscription
+from services.core.plumbing.clock import as_utc
 from services.core.webhooks import subscriptions
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require("admin"))])
+router = APIRouter(
+    prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require("admin"))]
+)
 
 EventTypeName = Annotated[str, Field(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=64)]
 
@@ -66,11 +68,20 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _out(sub: WebhookSubscription) -> SubscriptionOut:
     return SubscriptionOut(
-        id=sub.id, url=sub.url, description=sub.description, event_types=list(sub.event_types or []),
-        state=sub.state, created_at=as_utc(sub.created_at), disabled_at=_utc(sub.disabled_at),
-        disabled_reason=sub.disabled_reason, next_position=sub.cursor + 1, delivered=sub.delivered,
-        failures=sub.failures, failing_since=_utc(sub.failing_since),
-        next_attempt_at=_utc(sub.next_attempt_at), last_error=sub.last_error,
+        id=sub.id,
+        url=sub.url,
+        description=sub.description,
+        event_types=list(sub.event_types or []),
+        state=sub.state,
+        created_at=as_utc(sub.created_at),
+        disabled_at=_utc(sub.disabled_at),
+        disabled_reason=sub.disabled_reason,
+        next_position=sub.cursor + 1,
+        delivered=sub.delivered,
+        failures=sub.failures,
+        failing_since=_utc(sub.failing_since),
+        next_attempt_at=_utc(sub.next_attempt_at),
+        last_error=sub.last_error,
     )
 
 
@@ -80,9 +91,15 @@ def create(body: SubscriptionIn, ctx: Ctx, uow: Uow) -> CreatedOut:
     names a private or loopback address (unless ``TWOFA_WEBHOOK_ALLOW_PRIVATE``); 422
     ``unknown_event_type`` for a filter naming a type that does not exist."""
     sub, secret = subscriptions.create(
-        uow.session, ctx.keyring, ctx.clock.now(), url=body.url, event_types=body.event_types,
-        description=body.description, from_position=body.from_position,
-        allow_private=ctx.settings.webhook_allow_private)
+        uow.session,
+        ctx.keyring,
+        ctx.clock.now(),
+        url=body.url,
+        event_types=body.event_types,
+        description=body.description,
+        from_position=body.from_position,
+        allow_private=ctx.settings.webhook_allow_private,
+    )
     out = _out(sub)
     uow.commit()
     return CreatedOut(**out.model_dump(), secret=secret)
@@ -100,7 +117,11 @@ def read(subscription_id: uuid.UUID, uow: Uow) -> SubscriptionOut:
 
 @router.post("/{subscription_id}/disable", response_model=SubscriptionOut)
 def disable(subscription_id: uuid.UUID, ctx: Ctx, uow: Uow) -> SubscriptionOut:
-    out = _out(subscriptions.disable(uow.session, subscription_id, ctx.clock.now(), "disabled by an administrator"))
+    out = _out(
+        subscriptions.disable(
+            uow.session, subscription_id, ctx.clock.now(), "disabled by an administrator"
+        )
+    )
     uow.commit()
     return out
 

@@ -34,7 +34,9 @@ def load_public_key(*, file: str | None = None, url: str | None = None) -> Check
         try:
             return parse_public_key(Path(file).read_text(encoding="utf-8"))
         except OSError as exc:
-            raise SigningKeyError(f"cannot read the public key file {file}: {exc.strerror}") from exc
+            raise SigningKeyError(
+                f"cannot read the public key file {file}: {exc.strerror}"
+            ) from exc
     if url is None:
         raise SigningKeyError("no public key: pass --public-key FILE")
     try:
@@ -43,7 +45,8 @@ def load_public_key(*, file: str | None = None, url: str | None = None) -> Check
     except httpx.HTTPError as exc:
         raise SigningKeyError(
             f"cannot fetch the published public key from {url} ({type(exc).__name__}); "
-            "pass --public-key FILE (twofa keys audit-public-key prints it)") from exc
+            "pass --public-key FILE (twofa keys audit-public-key prints it)"
+        ) from exc
     if reply.status_code != 200:
         raise SigningKeyError(f"{url} answered {reply.status_code}, not the public key")
     try:
@@ -75,7 +78,9 @@ def read_checkpoints(path: str, verifier: CheckpointVerifier) -> list[Checkpoint
             raise CheckpointFileError(f"{path}:{number}: not a checkpoint ({exc})") from None
         if not cp.verifies_with(verifier):
             raise CheckpointFileError(
-                f"{path}:{number}: the checkpoint at {cp.position} is not signed by key {verifier.key_id}")
+                f"{path}:{number}: the checkpoint at {cp.position} "
+                f"is not signed by key {verifier.key_id}"
+            )
         found.append(cp)
     return found
 

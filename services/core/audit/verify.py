@@ -55,9 +55,13 @@ class Checkpoint:
         return cls(row.position, row.hash, as_utc(row.signed_at), row.key_id, row.signature)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "hash": self.hash,
-                "signed_at": as_utc(self.signed_at).isoformat(), "key_id": self.key_id,
-                "signature": self.signature}
+        return {
+            "position": self.position,
+            "hash": self.hash,
+            "signed_at": as_utc(self.signed_at).isoformat(),
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
 
     @classmethod
     def from_dict(cls, raw: Any) -> Checkpoint:
@@ -68,16 +72,21 @@ class Checkpoint:
             position, signed_at = raw["position"], datetime.fromisoformat(raw["signed_at"])
             values = (raw["hash"], raw["key_id"], raw["signature"])
         except (KeyError, TypeError) as exc:
-            raise ValueError("a checkpoint needs position, hash, signed_at, key_id and signature") from exc
+            raise ValueError(
+                "a checkpoint needs position, hash, signed_at, key_id and signature"
+            ) from exc
         if not isinstance(position, int) or isinstance(position, bool) or position < 1:
             raise ValueError("a checkpoint's position is a positive integer")
         if not all(isinstance(v, str) for v in values) or signed_at.tzinfo is None:
-            raise ValueError("a checkpoint's hash, key_id and signature are strings, signed_at has a zone")
+            raise ValueError(
+                "a checkpoint's hash, key_id and signature are strings, signed_at has a zone"
+            )
         return cls(position, values[0], signed_at, values[1], values[2])
 
     def verifies_with(self, verifier: CheckpointVerifier) -> bool:
         return self.key_id == verifier.key_id and verifier.verify(
-            self.position, self.hash, self.signed_at, self.signature)
+            self.position, self.hash, self.signed_at, self.signature
+        )
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,9 @@ class VerifyResult:
 def _row_problem(entry: AuditEntry) -> str | None:
     """Why ``entry`` does not match its own hash or envelope, or None."""
     try:
-        canonical = canonical_row(entry.position, entry.prev_hash, entry.envelope, entry.recorded_at)
+        canonical = canonical_row(
+            entry.position, entry.prev_hash, entry.envelope, entry.recorded_at
+        )
         if row_hash(entry.prev_hash, canonical) != entry.hash:
             return "row content does not match its hash (edited or moved)"
         env = entry.envelope
@@ -119,25 +130,38 @@ def _rows(session: Session) -> Iterator[tuple[int, AuditEntry | None]]:
     """(position, row) in position order; the row is None when its columns cannot be read."""
     after = 0
     while True:
-        positions = list(session.scalars(
-            select(AuditEntry.position).where(AuditEntry.position > after)
-            .order_by(AuditEntry.position).limit(BATCH)))
+        positions = list(
+            session.scalars(
+                select(AuditEntry.position)
+                .where(AuditEntry.position > after)
+                .order_by(AuditEntry.position)
+                .limit(BATCH)
+            )
+        )
         if not positions:
             return
         try:
-            batch: list[AuditEntry | None] = list(session.scalars(
-                select(AuditEntry).where(AuditEntry.position.in_(positions)).order_by(AuditEntry.position)))
+            batch: list[AuditEntry | None] = list(
+                session.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.position.in_(positions))
+                    .order_by(AuditEntry.position)
+                )
+            )
         except _UNREADABLE:
             session.expunge_all()
             batch = [_one(session, p) for p in positions]
-        yield from zip(positions, batch)
+        if len(batch) != len(positions):  # a row went between the two reads: one by one
+            batch = [_one(session, p) for p in positions]
+        yield from zip(positions, batch, strict=True)
         session.expunge_all()  # keep memory flat on long chains
         after = positions[-1]
 
 
 def _one(session: Session, position: int) -> AuditEntry | None:
     try:
-        return session.scalars(select(AuditEntry).where(AuditEntry.position == position)).one()
+        query = select(AuditEntry).where(AuditEntry.position == position)
+        return session.scalars(query).one_or_none()
     except _UNREADABLE:
         session.expunge_all()
         return None
@@ -163,7 +187,10 @@ def verify_chain(
             broken = (position, "a column holds a value its type cannot read (edited)")
             break
         if entry.prev_hash != prev_hash:
-            broken = (position, "prev_hash does not link to the row before (row removed or reordered)")
+            broken = (
+                position,
+                "prev_hash does not link to the row before (row removed or reordered)",
+            )
             break
         problem = _row_problem(entry)
         checked += 1
@@ -189,12 +216,21 @@ def verify_chain(
     n_checkpoints = len(external) + (1 if latest else 0)
     if problems:
         first = min(problems, key=lambda p: p[0])
-        return VerifyResult(False, checked, first[0], first[1], head_or_none, cp_position, n_checkpoints)
-    return VerifyResult(True, checked, head_position=head_or_none, checkpoint_position=cp_position,
-                        checkpoints_checked=n_checkpoints)
+        return VerifyResult(
+            False, checked, first[0], first[1], head_or_none, cp_position, n_checkpoints
+        )
+    return VerifyResult(
+        True,
+        checked,
+        head_position=head_or_none,
+        checkpoint_position=cp_position,
+        checkpoints_checked=n_checkpoints,
+    )
 
 
-def _against_chain(cp: Checkpoint, head: int, stored: str | None, what: str) -> tuple[int, str] | None:
+def _against_chain(
+    cp: Checkpoint, head: int, stored: str | None, what: str
+) -> tuple[int, str] | None:
     if cp.position > head:
         return (head + 1, f"the chain ends at {head} but {what} covers {cp.position} (tail cut)")
     if stored is not None and stored != cp.hash:
@@ -219,9 +255,14 @@ def _latest_checkpoint(
     if verifier is not None and not cp.verifies_with(verifier):
         return cp, (min(cp.position, head + 1), "the latest checkpoint's signature does not verify")
     if cp.position > head:
-        return cp, (head + 1, f"the chain ends at {head} but a signed checkpoint covers {cp.position} "
-                              "(tail cut)")
+        return cp, (
+            head + 1,
+            f"the chain ends at {head} but a signed checkpoint covers {cp.position} (tail cut)",
+        )
     stored = session.scalar(select(AuditEntry.hash).where(AuditEntry.position == cp.position))
     if stored != cp.hash:
-        return cp, (cp.position, "the row at the signed checkpoint has another hash (chain rewritten)")
+        return cp, (
+            cp.position,
+            "the row at the signed checkpoint has another hash (chain rewritten)",
+        )
     return cp, None

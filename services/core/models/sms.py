@@ -27,7 +27,7 @@ class SmsCode(Base):
     token_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     user_id: Mapped[UserIdStr]
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)  # keyed hash of the E.164
-    country: Mapped[str | None] = mapped_column(String(2), index=True)  # ISO 3166 region of the number
+    country: Mapped[str | None] = mapped_column(String(2), index=True)  # ISO 3166, of the number
     purpose: Mapped[str] = mapped_column(String(16))  # enrollment | login
     challenge_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     code_hash: Mapped[str] = mapped_column(String(64))  # keyed hash, never the code

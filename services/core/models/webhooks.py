@@ -35,7 +35,9 @@ class WebhookSubscription(Base):
     disabled_at: Mapped[UtcDateTime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)  # last audit position handled
-    checkpoint_cursor: Mapped[int] = mapped_column(BigInteger, default=0)  # last checkpoint id handled
+    checkpoint_cursor: Mapped[int] = mapped_column(
+        BigInteger, default=0
+    )  # last checkpoint id handled
     leased_until: Mapped[UtcDateTime | None]
     next_attempt_at: Mapped[UtcDateTime | None]
     failing_since: Mapped[UtcDateTime | None]

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
 # Deliberately plain: one @, a dotted domain with a letter TLD, no spaces or control
 # characters. Whether the mailbox exists is the SMTP server's to say.
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?=.{4,253}$)"
-                    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?=.{4,253}$)"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
 
 
 class InvalidEmail(Unprocessable):
@@ -43,8 +45,15 @@ def get_email(ctx: Context, uow: UnitOfWork, user_id: str) -> str | None:
     return ctx.keyring.decrypt(row.email_enc) if row else None
 
 
-def set_email(ctx: Context, uow: UnitOfWork, user_id: str, email: str | None, *, code: str | None,
-              verify_with: uuid.UUID | None) -> str | None:
+def set_email(
+    ctx: Context,
+    uow: UnitOfWork,
+    user_id: str,
+    email: str | None,
+    *,
+    code: str | None,
+    verify_with: uuid.UUID | None,
+) -> str | None:
     """Set (or with None remove) the address; a step-up code once the user has a factor."""
     normalised = normalise_email(email) if email is not None else None
     require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up")
@@ -54,8 +63,13 @@ def set_email(ctx: Context, uow: UnitOfWork, user_id: str, email: str | None, *,
             uow.session.delete(row)
         return None
     if row is None:
-        uow.session.add(UserContact(user_id=user_id, email_enc=ctx.keyring.encrypt(normalised),
-                                    updated_at=ctx.clock.now()))
+        uow.session.add(
+            UserContact(
+                user_id=user_id,
+                email_enc=ctx.keyring.encrypt(normalised),
+                updated_at=ctx.clock.now(),
+            )
+        )
     else:
         row.email_enc, row.updated_at = ctx.keyring.encrypt(normalised), ctx.clock.now()
     return normalised

@@ -30,7 +30,10 @@ class Mailer(Protocol):
 def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
-    msg["Date"], msg["Message-ID"] = formatdate(usegmt=True), make_msgid(domain=sender.rsplit("@", 1)[-1])
+    msg["Date"], msg["Message-ID"] = (
+        formatdate(usegmt=True),
+        make_msgid(domain=sender.rsplit("@", 1)[-1]),
+    )
     msg.set_content(body)
     return msg
 

@@ -8,8 +8,10 @@ from datetime import datetime
 from typing import Any
 
 FACTOR_NAMES = {"totp": "authenticator app", "sms": "SMS number", "push": "push app"}
-NOT_YOU = ("If this was not you, someone may have access to your account: reset your "
-           "password and contact support.")
+NOT_YOU = (
+    "If this was not you, someone may have access to your account: reset your "
+    "password and contact support."
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,9 @@ def _render(event_type: str, data: dict[str, Any]) -> str | None:
     return None
 
 
-def render(event_type: str, data: dict[str, Any], occurred_at: datetime, issuer: str) -> Message | None:
+def render(
+    event_type: str, data: dict[str, Any], occurred_at: datetime, issuer: str
+) -> Message | None:
     subject = _render(event_type, data)
     if subject is None:
         return None

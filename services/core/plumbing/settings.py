@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     relay_interval_seconds: float = Field(1.0, gt=0)
     relay_grace_seconds: float = Field(5.0, ge=0)
     relay_batch_size: int = Field(200, ge=1, le=5000)
-    messaging_retention_seconds: int = Field(7 * 86_400, ge=3600)  # published outbox rows, processed ids
+    # published outbox rows and consumers' processed-event ids are pruned after this long
+    messaging_retention_seconds: int = Field(7 * 86_400, ge=3600)
 
     # providers
     sms_provider: Literal["console", "twilio"] = "console"
@@ -274,7 +275,9 @@ class Settings(BaseSettings):
     @property
     def sms_country_set(self) -> frozenset[str] | None:
         """The allowed SMS destinations; None when every country is allowed."""
-        return None if self.sms_allowed_countries == "*" else frozenset(self.sms_allowed_countries.split(","))
+        if self.sms_allowed_countries == "*":
+            return None
+        return frozenset(self.sms_allowed_countries.split(","))
 
     @property
     def area_names(self) -> tuple[str, ...]:

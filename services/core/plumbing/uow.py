@@ -62,7 +62,9 @@ class UnitOfWork:
         self.rollback()
         self.session.close()
 
-    def emit(self, data: EventData, *, user_id: str | None, survive_rollback: bool = False) -> dict[str, Any]:
+    def emit(
+        self, data: EventData, *, user_id: str | None, survive_rollback: bool = False
+    ) -> dict[str, Any]:
         envelope = new_event(
             data,
             user_id=user_id,

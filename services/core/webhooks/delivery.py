@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
-from services.core.plumbing.context import Context
 from services.core.models import AuditCheckpoint, AuditEntry, SubscriptionState, WebhookSubscription
 from services.core.plumbing.clock import as_utc
+from services.core.plumbing.context import Context
 from services.core.webhooks import payloads, signing
 from services.core.webhooks.poster import Poster
 from shared.events.webhook import WebhookDisabled
@@ -55,16 +55,25 @@ def due(ctx: Context, now: datetime) -> list[uuid.UUID]:
         head = session.scalar(select(func.max(AuditEntry.position))) or 0
         last_cp = session.scalar(select(func.max(AuditCheckpoint.id))) or 0
         sub = WebhookSubscription
-        return list(session.scalars(select(sub.id).where(
-            sub.state == SubscriptionState.ACTIVE,
-            or_(sub.cursor < head, sub.checkpoint_cursor < last_cp),
-            or_(sub.next_attempt_at.is_(None), sub.next_attempt_at <= now),
-            or_(sub.leased_until.is_(None), sub.leased_until < now),
-        )))
+        return list(
+            session.scalars(
+                select(sub.id).where(
+                    sub.state == SubscriptionState.ACTIVE,
+                    or_(sub.cursor < head, sub.checkpoint_cursor < last_cp),
+                    or_(sub.next_attempt_at.is_(None), sub.next_attempt_at <= now),
+                    or_(sub.leased_until.is_(None), sub.leased_until < now),
+                )
+            )
+        )
 
 
-def deliver(ctx: Context, subscription_id: uuid.UUID, poster: Poster,
-            wall: Callable[[], float] = time.time, budget: float = TIME_BUDGET) -> Report:
+def deliver(
+    ctx: Context,
+    subscription_id: uuid.UUID,
+    poster: Poster,
+    wall: Callable[[], float] = time.time,
+    budget: float = TIME_BUDGET,
+) -> Report:
     """One walk for one subscription; ``wall`` gives the signatures' timestamps (real time:
     receivers refuse a timestamp more than minutes away from theirs)."""
     report = Report()
@@ -76,24 +85,38 @@ def deliver(ctx: Context, subscription_id: uuid.UUID, poster: Poster,
         _walk(ctx, subscription_id, poster, wall, budget, report)
     finally:
         with ctx.sessions.begin() as session:
-            session.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
-                            .values(leased_until=None))
+            session.execute(
+                update(WebhookSubscription)
+                .where(WebhookSubscription.id == subscription_id)
+                .values(leased_until=None)
+            )
     return report
 
 
 def _claim(ctx: Context, subscription_id: uuid.UUID, now: datetime) -> bool:
     sub = WebhookSubscription
     with ctx.sessions.begin() as session:
-        claimed = session.execute(update(sub).where(
-            sub.id == subscription_id, sub.state == SubscriptionState.ACTIVE,
-            or_(sub.leased_until.is_(None), sub.leased_until < now),
-            or_(sub.next_attempt_at.is_(None), sub.next_attempt_at <= now),
-        ).values(leased_until=now + timedelta(seconds=LEASE_SECONDS)))
+        claimed = session.execute(
+            update(sub)
+            .where(
+                sub.id == subscription_id,
+                sub.state == SubscriptionState.ACTIVE,
+                or_(sub.leased_until.is_(None), sub.leased_until < now),
+                or_(sub.next_attempt_at.is_(None), sub.next_attempt_at <= now),
+            )
+            .values(leased_until=now + timedelta(seconds=LEASE_SECONDS))
+        )
         return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
-def _walk(ctx: Context, subscription_id: uuid.UUID, poster: Poster, wall: Callable[[], float],
-          budget: float, report: Report) -> None:
+def _walk(
+    ctx: Context,
+    subscription_id: uuid.UUID,
+    poster: Poster,
+    wall: Callable[[], float],
+    budget: float,
+    report: Report,
+) -> None:
     with ctx.sessions() as session:
         sub = session.get(WebhookSubscription, subscription_id)
         assert sub is not None  # held by our lease
@@ -109,8 +132,9 @@ def _walk(ctx: Context, subscription_id: uuid.UUID, poster: Poster, wall: Callab
         for kind, position, ident, message in items:
             send = not wanted or message.type in wanted
             if send:
-                result = poster.post(url, signing.headers(secret, message.msg_id, message.body, wall()),
-                                     message.body)
+                result = poster.post(
+                    url, signing.headers(secret, message.msg_id, message.body, wall()), message.body
+                )
                 if not result.ok:
                     if dirty:
                         _advance(ctx, subscription_id, cursor, cp_cursor, delivered=False)
@@ -130,34 +154,56 @@ def _walk(ctx: Context, subscription_id: uuid.UUID, poster: Poster, wall: Callab
 
 
 def _pending(ctx: Context, cursor: int, cp_cursor: int) -> list[tuple[str, int, int, Any]]:
-    """The next rows and checkpoints in delivery order: a checkpoint right after the row it signs."""
+    """The next rows and checkpoints in delivery order (a checkpoint after the row it signs)."""
     with ctx.sessions() as session:
-        rows = list(session.scalars(select(AuditEntry).where(AuditEntry.position > cursor)
-                                    .order_by(AuditEntry.position).limit(BATCH)))
+        rows = list(
+            session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.position > cursor)
+                .order_by(AuditEntry.position)
+                .limit(BATCH)
+            )
+        )
         reach = rows[-1].position if rows else cursor
-        cps = list(session.scalars(select(AuditCheckpoint).where(
-            AuditCheckpoint.id > cp_cursor, AuditCheckpoint.position <= reach)
-            .order_by(AuditCheckpoint.id).limit(BATCH)))
+        cps = list(
+            session.scalars(
+                select(AuditCheckpoint)
+                .where(AuditCheckpoint.id > cp_cursor, AuditCheckpoint.position <= reach)
+                .order_by(AuditCheckpoint.id)
+                .limit(BATCH)
+            )
+        )
         items = [("row", r.position, r.position, payloads.for_row(r)) for r in rows]
         items += [("checkpoint", c.position, c.id, payloads.for_checkpoint(c)) for c in cps]
     return sorted(items, key=lambda item: (item[1], item[0] == "checkpoint", item[2]))
 
 
-def _advance(ctx: Context, subscription_id: uuid.UUID, cursor: int, cp_cursor: int, *,
-             delivered: bool) -> bool:
+def _advance(
+    ctx: Context, subscription_id: uuid.UUID, cursor: int, cp_cursor: int, *, delivered: bool
+) -> bool:
     """Save the cursor; a delivery also ends a failing streak."""
     sub = WebhookSubscription
     values: dict[str, Any] = {"cursor": cursor, "checkpoint_cursor": cp_cursor}
     if delivered:
-        values.update(failures=0, failing_since=None, next_attempt_at=None, last_error=None,
-                      delivered=sub.delivered + 1)
+        values.update(
+            failures=0,
+            failing_since=None,
+            next_attempt_at=None,
+            last_error=None,
+            delivered=sub.delivered + 1,
+        )
     with ctx.sessions.begin() as session:
-        moved = session.execute(update(sub).where(sub.id == subscription_id,
-                                                  sub.state == SubscriptionState.ACTIVE).values(values))
+        moved = session.execute(
+            update(sub)
+            .where(sub.id == subscription_id, sub.state == SubscriptionState.ACTIVE)
+            .values(values)
+        )
         return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
-def _failed(ctx: Context, subscription_id: uuid.UUID, error: str, cursor: int, report: Report) -> None:
+def _failed(
+    ctx: Context, subscription_id: uuid.UUID, error: str, cursor: int, report: Report
+) -> None:
     report.failed = True
     settings, now = ctx.settings, ctx.clock.now()
     with ctx.uow() as uow:
@@ -171,11 +217,21 @@ def _failed(ctx: Context, subscription_id: uuid.UUID, error: str, cursor: int, r
         if failing >= settings.webhook_retry_window_seconds:
             sub.state, sub.disabled_at = SubscriptionState.DISABLED, now
             sub.disabled_reason = f"failing for {int(failing)} s: {error}"[:200]
-            uow.emit(WebhookDisabled(subscription_id=subscription_id, failing_since=as_utc(sub.failing_since),
-                                     position=cursor + 1, reason=error[:200]), user_id=None)
+            uow.emit(
+                WebhookDisabled(
+                    subscription_id=subscription_id,
+                    failing_since=as_utc(sub.failing_since),
+                    position=cursor + 1,
+                    reason=error[:200],
+                ),
+                user_id=None,
+            )
             report.disabled = True
         else:  # the last attempt falls at the window's end, not a back-off past it
             delay = backoff_seconds(sub.failures, settings.webhook_max_backoff_seconds)
-            sub.next_attempt_at = min(now + timedelta(seconds=delay), as_utc(sub.failing_since)
-                                      + timedelta(seconds=settings.webhook_retry_window_seconds))
+            sub.next_attempt_at = min(
+                now + timedelta(seconds=delay),
+                as_utc(sub.failing_since)
+                + timedelta(seconds=settings.webhook_retry_window_seconds),
+            )
         uow.commit()

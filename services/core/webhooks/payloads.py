@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.audit.verify import Checkpoint
-from services.core.plumbing.clock import as_utc
 from services.core.models import AuditCheckpoint, AuditEntry
+from services.core.plumbing.clock import as_utc
 from shared.events.audit import AuditCheckpointSigned
 from shared.registry import ContractError, parse_event
 from shared.types import SealedStr
@@ -33,8 +33,11 @@ def _public_event(envelope: dict[str, Any]) -> dict[str, Any]:
         env, data = parse_event(envelope)
     except ContractError:  # the chain only holds valid events; never forward what is not
         return {k: v for k, v in envelope.items() if k != "data"} | {"data": {}}
-    public = {name: value for name, value in data.model_dump(mode="json").items()
-              if not isinstance(getattr(data, name), SealedStr)}
+    public = {
+        name: value
+        for name, value in data.model_dump(mode="json").items()
+        if not isinstance(getattr(data, name), SealedStr)
+    }
     return env.model_dump(mode="json") | {"data": public}
 
 
@@ -42,7 +45,11 @@ def for_row(entry: AuditEntry) -> Message:
     body = {
         "type": entry.type,
         "timestamp": as_utc(entry.occurred_at).isoformat(),
-        "data": {"position": entry.position, "hash": entry.hash, "event": _public_event(entry.envelope)},
+        "data": {
+            "position": entry.position,
+            "hash": entry.hash,
+            "event": _public_event(entry.envelope),
+        },
     }
     return Message(str(entry.event_id), entry.type, json.dumps(body, separators=(",", ":")))
 
@@ -51,4 +58,6 @@ def for_checkpoint(row: AuditCheckpoint) -> Message:
     cp = Checkpoint.of(row)
     data = AuditCheckpointSigned.model_validate(cp.as_dict()).model_dump(mode="json")
     body = {"type": AuditCheckpointSigned.TYPE, "timestamp": data["signed_at"], "data": data}
-    return Message(f"checkpoint-{row.id}", AuditCheckpointSigned.TYPE, json.dumps(body, separators=(",", ":")))
+    return Message(
+        f"checkpoint-{row.id}", AuditCheckpointSigned.TYPE, json.dumps(body, separators=(",", ":"))
+    )

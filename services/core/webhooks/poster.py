@@ -37,7 +37,9 @@ class HttpPoster:
     def __init__(self, *, timeout: float, allow_private: bool) -> None:
         self._allow_private = allow_private
         self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False,
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            trust_env=False,
             headers={"user-agent": USER_AGENT},
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )

@@ -15,17 +15,24 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.core.plumbing.crypto import Keyring
 from services.core.errors import NotFound, Unprocessable
 from services.core.models import AuditCheckpoint, AuditEntry, SubscriptionState, WebhookSubscription
+from services.core.plumbing.crypto import Keyring
 from services.core.webhooks import signing
 from services.core.webhooks.targets import check_url
 from shared.registry import EVENT_TYPES
 
 
 def create(
-    session: Session, keyring: Keyring, now: datetime, *, url: str, event_types: Sequence[str],
-    description: str = "", from_position: int | None = None, allow_private: bool,
+    session: Session,
+    keyring: Keyring,
+    now: datetime,
+    *,
+    url: str,
+    event_types: Sequence[str],
+    description: str = "",
+    from_position: int | None = None,
+    allow_private: bool,
 ) -> tuple[WebhookSubscription, str]:
     """The new subscription and its secret (shown this once)."""
     check_url(url, allow_private=allow_private)
@@ -34,9 +41,17 @@ def create(
         raise Unprocessable(f"unknown event types: {', '.join(unknown)}", code="unknown_event_type")
     secret = signing.new_secret()
     sub = WebhookSubscription(
-        id=uuid.uuid4(), url=url, description=description, event_types=sorted(set(event_types)),
-        secret_enc=keyring.encrypt(secret), state=SubscriptionState.ACTIVE, created_at=now,
-        failures=0, delivered=0, cursor=0, checkpoint_cursor=0,
+        id=uuid.uuid4(),
+        url=url,
+        description=description,
+        event_types=sorted(set(event_types)),
+        secret_enc=keyring.encrypt(secret),
+        state=SubscriptionState.ACTIVE,
+        created_at=now,
+        failures=0,
+        delivered=0,
+        cursor=0,
+        checkpoint_cursor=0,
     )
     _move_cursor(session, sub, from_position)
     session.add(sub)
@@ -45,7 +60,9 @@ def create(
 
 
 def list_all(session: Session) -> list[WebhookSubscription]:
-    return list(session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at)))
+    return list(
+        session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))
+    )
 
 
 def get(session: Session, subscription_id: uuid.UUID) -> WebhookSubscription:
@@ -55,10 +72,16 @@ def get(session: Session, subscription_id: uuid.UUID) -> WebhookSubscription:
     return sub
 
 
-def disable(session: Session, subscription_id: uuid.UUID, now: datetime, reason: str) -> WebhookSubscription:
+def disable(
+    session: Session, subscription_id: uuid.UUID, now: datetime, reason: str
+) -> WebhookSubscription:
     sub = get(session, subscription_id)
     if sub.state != SubscriptionState.DISABLED:
-        sub.state, sub.disabled_at, sub.disabled_reason = SubscriptionState.DISABLED, now, reason[:200]
+        sub.state, sub.disabled_at, sub.disabled_reason = (
+            SubscriptionState.DISABLED,
+            now,
+            reason[:200],
+        )
     return sub
 
 
@@ -88,8 +111,12 @@ def _move_cursor(session: Session, sub: WebhookSubscription, from_position: int 
         sub.checkpoint_cursor = int(session.scalar(select(func.max(AuditCheckpoint.id))) or 0)
         return
     sub.cursor = from_position - 1
-    sub.checkpoint_cursor = int(session.scalar(
-        select(func.max(AuditCheckpoint.id)).where(AuditCheckpoint.position < from_position)) or 0)
+    sub.checkpoint_cursor = int(
+        session.scalar(
+            select(func.max(AuditCheckpoint.id)).where(AuditCheckpoint.position < from_position)
+        )
+        or 0
+    )
 
 
 def _reset_failures(sub: WebhookSubscription) -> None:

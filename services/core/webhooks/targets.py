@@ -46,8 +46,10 @@ def check_url(url: str, *, allow_private: bool) -> str:
     except ValueError:
         return url  # a name: checked at each delivery
     if _forbidden(literal):
-        raise TargetRefused("private, loopback and link-local webhook targets are refused "
-                            "(TWOFA_WEBHOOK_ALLOW_PRIVATE)")
+        raise TargetRefused(
+            "private, loopback and link-local webhook targets are refused "
+            "(TWOFA_WEBHOOK_ALLOW_PRIVATE)"
+        )
     return url
 
 
@@ -58,8 +60,9 @@ def check_resolved(url: str, *, allow_private: bool) -> str | None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
     except (OSError, UnicodeError):
         return "the host does not resolve"
     for info in infos:

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from services.portal.app import flash, redirect, render
 from services.portal.apiclient import ApiError
+from services.portal.app import flash, redirect, render
 from services.portal.routes.account import _code_tokens, _tokens, guard
 from services.portal.routes.login import Csrf, _say, client
 
@@ -22,9 +22,15 @@ router = APIRouter()
 
 def _page(request: Request, user: str, status: int = 200, **extra: object) -> Response:
     tokens = _tokens(request, user)
-    return render(request, "contact.html", status, email=client(request).contact(user),
-                  code_tokens=_code_tokens(tokens),
-                  has_active=any(t["state"] == "active" for t in tokens), **extra)
+    return render(
+        request,
+        "contact.html",
+        status,
+        email=client(request).contact(user),
+        code_tokens=_code_tokens(tokens),
+        has_active=any(t["state"] == "active" for t in tokens),
+        **extra,
+    )
 
 
 @router.get("/security/contact")
@@ -34,19 +40,29 @@ def contact_form(request: Request) -> Response:
 
 
 @router.post("/security/contact", dependencies=[Csrf])
-def contact(request: Request, email: Annotated[str, Form(max_length=320)] = "",
-            code: Annotated[str, Form(max_length=16)] = "",
-            verify_token_id: Annotated[str, Form(max_length=64)] = "") -> Response:
+def contact(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)] = "",
+    code: Annotated[str, Form(max_length=16)] = "",
+    verify_token_id: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
     user = guard(request)
     if isinstance(user, Response):
         return user
     try:
-        saved = client(request).set_contact(user, email.strip() or None, code.strip() or None,
-                                            verify_token_id or None)
+        saved = client(request).set_contact(
+            user, email.strip() or None, code.strip() or None, verify_token_id or None
+        )
     except ApiError as exc:
-        message = {"step_up_required": "Enter a code from your app to change this.",
-                   "invalid_email": "Enter a valid e-mail address."}.get(exc.code, _say(exc))
+        message = {
+            "step_up_required": "Enter a code from your app to change this.",
+            "invalid_email": "Enter a valid e-mail address.",
+        }.get(exc.code, _say(exc))
         return _page(request, user, exc.status, error=message, entered=email)
-    flash(request, f"Security notifications go to {saved}." if saved
-          else "Security notifications are off: no e-mail address is set.")
+    flash(
+        request,
+        f"Security notifications go to {saved}."
+        if saved
+        else "Security notifications are off: no e-mail address is set.",
+    )
     return redirect(request, "/security")

@@ -14,11 +14,11 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import DBAPIError
 
-from services.core.plumbing.messaging.routes import NOTIFY_SEND
+from services.core.factors.sms.sender import SmsSender, build_sender
 from services.core.notify import service
 from services.core.notify.mailer import build_mailer
+from services.core.plumbing.messaging.routes import NOTIFY_SEND
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
-from services.core.factors.sms.sender import SmsSender, build_sender
 from services.workers.app import TASK_OPTIONS, app, context
 
 MAX_RETRIES = 8
@@ -42,9 +42,14 @@ def channels() -> service.Channels:
         return _built["c"]  # type: ignore[no-any-return]
 
 
-@app.task(bind=True, name=NOTIFY_SEND.task, autoretry_for=(DBAPIError,), max_retries=MAX_RETRIES,
-          **TASK_OPTIONS)
-def send(self: Task, envelope: dict[str, Any]) -> str:
+@app.task(
+    bind=True,
+    name=NOTIFY_SEND.task,
+    autoretry_for=(DBAPIError,),
+    max_retries=MAX_RETRIES,
+    **TASK_OPTIONS,
+)
+def send(self: Task[Any, Any], envelope: dict[str, Any]) -> str:
     ctx, retries = context(), self.request.retries or 0
     try:
         return service.notify(ctx, envelope, channels())
@@ -55,7 +60,7 @@ def send(self: Task, envelope: dict[str, Any]) -> str:
         if retries >= MAX_RETRIES:
             service.record_failure(ctx, envelope, None, exc.message)
             return "failed"
-        delay = min(MAX_COUNTDOWN, 2.0 ** retries) * random.uniform(0.5, 1.0)
+        delay = min(MAX_COUNTDOWN, 2.0**retries) * random.uniform(0.5, 1.0)
         raise self.retry(exc=exc, countdown=delay) from None
 
 

@@ -27,7 +27,9 @@ def poster() -> HttpPoster:
     with _lock:
         if "p" not in _poster:
             s = context().settings
-            _poster["p"] = HttpPoster(timeout=s.webhook_timeout_seconds, allow_private=s.webhook_allow_private)
+            _poster["p"] = HttpPoster(
+                timeout=s.webhook_timeout_seconds, allow_private=s.webhook_allow_private
+            )
         return _poster["p"]
 
 
@@ -36,12 +38,22 @@ def sweep() -> int:
     ctx = context()
     ids = delivery.due(ctx, ctx.clock.now())
     for subscription_id in ids:
-        deliver.apply_async(args=[str(subscription_id)], queue=WEBHOOKS_DELIVER.queue,
-                            routing_key=WEBHOOKS_DELIVER.queue, expires=DELIVER_EXPIRES)
+        deliver.apply_async(
+            args=[str(subscription_id)],
+            queue=WEBHOOKS_DELIVER.queue,
+            routing_key=WEBHOOKS_DELIVER.queue,
+            expires=DELIVER_EXPIRES,
+        )
     return len(ids)
 
 
-@app.task(name=WEBHOOKS_DELIVER.task, autoretry_for=(DBAPIError,), max_retries=3,
-          soft_time_limit=delivery.LEASE_SECONDS - 10, time_limit=delivery.LEASE_SECONDS, **TASK_OPTIONS)
+@app.task(
+    name=WEBHOOKS_DELIVER.task,
+    autoretry_for=(DBAPIError,),
+    max_retries=3,
+    soft_time_limit=delivery.LEASE_SECONDS - 10,
+    time_limit=delivery.LEASE_SECONDS,
+    **TASK_OPTIONS,
+)
 def deliver(subscription_id: str) -> int:
     return delivery.deliver(context(), uuid.UUID(subscription_id), poster()).delivered

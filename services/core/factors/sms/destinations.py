@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 import phonenumbers
 from sqlalchemy import func, select, true
 
-from services.core.plumbing.clock import as_utc
-
 from services.core.errors import Throttled, Unprocessable
 from services.core.models import SmsCode, Token
+from services.core.plumbing.clock import as_utc
 from shared.events.sms import SmsSendRefused
 
 if TYPE_CHECKING:
@@ -37,30 +36,48 @@ def country_of(e164: str) -> str | None:
 
 
 def alert(uow: UnitOfWork, token: Token, reason: str, country: str | None) -> None:
-    uow.emit(SmsSendRefused(token_id=token.id, reason=reason, country=country),  # type: ignore[arg-type]
-             user_id=token.user_id, survive_rollback=True)
+    uow.emit(
+        SmsSendRefused(token_id=token.id, reason=reason, country=country),  # type: ignore[arg-type]
+        user_id=token.user_id,
+        survive_rollback=True,
+    )
 
 
-def ensure_destination_allowed(ctx: Context, uow: UnitOfWork, token: Token, e164: str) -> str | None:
+def ensure_destination_allowed(
+    ctx: Context, uow: UnitOfWork, token: Token, e164: str
+) -> str | None:
     """The number's country if an SMS may go there now; 422 or 429 (and an alert) if not."""
     s, now = ctx.settings, ctx.clock.now()
     country = country_of(e164)
     allowed = s.sms_country_set
     if allowed is not None and country not in allowed:
         alert(uow, token, "country_not_allowed", country)
-        raise Unprocessable(f"SMS to {country or 'this destination'} are not enabled",
-                            code="sms_country_not_allowed")
+        raise Unprocessable(
+            f"SMS to {country or 'this destination'} are not enabled",
+            code="sms_country_not_allowed",
+        )
     since = now - timedelta(seconds=HOUR)
-    for cap, reason, where in ((s.sms_global_max_per_hour, "global_cap", true()),
-                               (s.sms_country_max_per_hour, "country_cap", SmsCode.country == country)):
+    for cap, reason, where in (
+        (s.sms_global_max_per_hour, "global_cap", true()),
+        (s.sms_country_max_per_hour, "country_cap", SmsCode.country == country),
+    ):
         if not cap:
             continue
-        count, oldest = uow.session.execute(select(func.count(), func.min(SmsCode.created_at)).where(
-            SmsCode.created_at > since, where)).one()
+        count, oldest = uow.session.execute(
+            select(func.count(), func.min(SmsCode.created_at)).where(
+                SmsCode.created_at > since, where
+            )
+        ).one()
         if count >= cap:
             alert(uow, token, reason, country)
-            wait = HOUR - int((now - as_utc(oldest)).total_seconds()) if oldest is not None else HOUR
-            raise Throttled("the service's hourly SMS limit is reached" if reason == "global_cap"
-                            else f"the hourly SMS limit for {country} is reached",
-                            retry_after=max(1, wait), code=f"sms_{reason}_reached")
+            wait = (
+                HOUR - int((now - as_utc(oldest)).total_seconds()) if oldest is not None else HOUR
+            )
+            raise Throttled(
+                "the service's hourly SMS limit is reached"
+                if reason == "global_cap"
+                else f"the hourly SMS limit for {country} is reached",
+                retry_after=max(1, wait),
+                code=f"sms_{reason}_reached",
+            )
     return country

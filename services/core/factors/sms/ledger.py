@@ -22,9 +22,9 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from services.core.models import DeliveryState, SmsDelivery, SmsPendingCode, Token
 from services.core.plumbing.batching import Batcher
 from services.core.plumbing.clock import as_utc
-from services.core.models import DeliveryState, SmsDelivery, SmsPendingCode, Token
 from shared.events.sms import SmsRequested, SmsSent
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def claim_many(ctx: Context, jobs: Sequence[ClaimJob]) -> list[Claim]:
                 verdicts.append("send" if won == 1 else "busy")
         if inserts:
             conn.execute(insert(D), inserts)
-        sending = [job for job, v in zip(jobs, verdicts) if v == "send"]
+        sending = [job for job, v in zip(jobs, verdicts, strict=True) if v == "send"]
         phones: dict[uuid.UUID, str | None] = {}
         codes: dict[uuid.UUID, str] = {}
         if sending:
@@ -119,7 +119,7 @@ def claim_many(ctx: Context, jobs: Sequence[ClaimJob]) -> list[Claim]:
             codes = dict(conn.execute(select(P.c.message_id, P.c.code_enc).where(
                 P.c.message_id.in_({job.cmd.message_id for job in sending}))).all())
     return [Claim(v, phones.get(job.cmd.token_id) or None, codes.get(job.cmd.message_id))
-            if v == "send" else Claim(v) for job, v in zip(jobs, verdicts)]
+            if v == "send" else Claim(v) for job, v in zip(jobs, verdicts, strict=True)]
 
 
 def claim_one(ctx: Context, job: ClaimJob) -> Claim:

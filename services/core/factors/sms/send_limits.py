@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from services.core.plumbing.clock import as_utc
 from services.core.errors import Throttled
-from services.core.models import SmsCode, Token
 from services.core.factors.sms.destinations import alert
+from services.core.models import SmsCode, Token
+from services.core.plumbing.clock import as_utc
 
 if TYPE_CHECKING:
     from services.core.plumbing.context import Context

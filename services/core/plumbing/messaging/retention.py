@@ -20,18 +20,33 @@ from services.core.models import OutboxEvent, ProcessedEvent
 BATCH = 1000
 
 
-def prune(sessions: sessionmaker[Session], now: datetime, retention_seconds: int, batch: int = BATCH) -> int:
+def prune(
+    sessions: sessionmaker[Session], now: datetime, retention_seconds: int, batch: int = BATCH
+) -> int:
     """Delete up to ``batch`` old rows of each kind; returns how many were deleted."""
     cutoff = now - timedelta(seconds=retention_seconds)
     with sessions.begin() as session:
-        seqs = list(session.scalars(select(OutboxEvent.seq).where(
-            OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < cutoff)
-            .order_by(OutboxEvent.seq).limit(batch)))
+        seqs = list(
+            session.scalars(
+                select(OutboxEvent.seq)
+                .where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < cutoff)
+                .order_by(OutboxEvent.seq)
+                .limit(batch)
+            )
+        )
         if seqs:
             session.execute(delete(OutboxEvent).where(OutboxEvent.seq.in_(seqs)))
-        keys = list(session.execute(select(ProcessedEvent.consumer, ProcessedEvent.event_id).where(
-            ProcessedEvent.processed_at < cutoff).limit(batch)))
+        keys = list(
+            session.execute(
+                select(ProcessedEvent.consumer, ProcessedEvent.event_id)
+                .where(ProcessedEvent.processed_at < cutoff)
+                .limit(batch)
+            )
+        )
         for consumer, event_id in keys:
-            session.execute(delete(ProcessedEvent).where(ProcessedEvent.consumer == consumer,
-                                                         ProcessedEvent.event_id == event_id))
+            session.execute(
+                delete(ProcessedEvent).where(
+                    ProcessedEvent.consumer == consumer, ProcessedEvent.event_id == event_id
+                )
+            )
     return len(seqs) + len(keys)

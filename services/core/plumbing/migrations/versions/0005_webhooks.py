@@ -4,9 +4,8 @@ Revision ID: 0010_webhooks
 Revises: 0003
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0010_webhooks'
 down_revision = '0003'

@@ -4,9 +4,8 @@ Revision ID: 0011_notify
 Revises: 0010_webhooks
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0011_notify'
 down_revision = '0010_webhooks'

@@ -6,7 +6,6 @@ Revises: 0011_notify
 
 from alembic import op
 
-
 revision = '0012_retention'
 down_revision = '0011_notify'
 branch_labels = None

@@ -4,9 +4,8 @@ Revision ID: 0013_sms_country
 Revises: 0012_retention
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0013_sms_country'
 down_revision = '0012_retention'

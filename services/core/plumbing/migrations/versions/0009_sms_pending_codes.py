@@ -4,9 +4,8 @@ Revision ID: 0014_pending_codes
 Revises: 0013_sms_country
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0014_pending_codes'
 down_revision = '0013_sms_country'

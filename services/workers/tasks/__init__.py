@@ -3,8 +3,8 @@
 from services.workers.tasks import (  # noqa: F401
     audit,
     expiry,
-    notify,  # noqa: F401
-    push,  # noqa: F401
-    sms,  # noqa: F401  (SMS, issue 3)
-    webhooks,  # noqa: F401
+    notify,
+    push,
+    sms,
+    webhooks,
 )

@@ -11,8 +11,8 @@ sensitive values the run used. Each value is searched in the forms it could take
   country code's leading digits), so a reformatted number is still caught. Masked
   forms (``+4915*****67``) never match, as intended.
 
-The one sanctioned exception (the SMS code sealed with the keyring in
-``sms.requested``) is ciphertext, so it can never contain the clear code.
+Events carry no code at all (``sms.requested`` v2 names the message; v1's sealed code was
+ciphertext, which could never contain the clear code either).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from tests.integration.areas.helpers import code, enroll_active, events, wrong
 
 
@@ -75,12 +77,16 @@ def test_overview_shows_type_description_state_created_and_last_login(
 
 
 def _sms_token(api, headers, publisher, ctx) -> str:
-    """An active SMS token; its code is read from the sealed ``sms.requested`` command."""
+    """An active SMS token; its code is read from the message's pending-code row."""
     r = api.post("/v1/users/alice/tokens", json={"type": "sms", "description": "mobile",
                                                  "phone": "+49 151 12345678"}, headers=headers)
     assert r.status_code == 201, r.text
     token_id = r.json()["token"]["id"]
-    sealed = events(publisher, "sms.requested")[-1]["data"]["code"]
+    from services.core.models import SmsPendingCode
+
+    message_id = uuid.UUID(events(publisher, "sms.requested")[-1]["data"]["message_id"])
+    with ctx.sessions() as session:
+        sealed = session.get(SmsPendingCode, message_id).code_enc
     r = api.post(f"/v1/users/alice/tokens/{token_id}/activate",
                  json={"code": ctx.keyring.decrypt(sealed)}, headers=headers)
     assert r.json()["token"]["state"] == "active", r.text

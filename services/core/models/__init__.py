@@ -5,8 +5,8 @@ from services.core.models.audit import AuditCheckpoint, AuditEntry
 from services.core.models.challenges import Challenge, ChallengeState
 from services.core.models.messaging import OutboxEvent, ProcessedEvent
 from services.core.models.notify import Notification, UserContact
-from services.core.models.push import PushBlock, PushChallenge, PushToken
 from services.core.models.privacyidea import PiServiceAccount, PiTransaction
+from services.core.models.push import PushBlock, PushChallenge, PushToken
 from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery, SmsPendingCode
 from services.core.models.tokens import Token, TokenState
 from services.core.models.users import AreaProtection, UserProfile

@@ -98,7 +98,7 @@ def main() -> None:
             encryption_keys=key, sms_provider="twilio", TWILIO_ACCOUNT_SID=fake.account_sid,
             TWILIO_AUTH_TOKEN=fake.auth_token, TWILIO_FROM_NUMBER="+15005550006",
             twilio_api_url=fake.url, sms_daily_quota=1000, sms_max_per_hour=100,
-            sms_resend_interval_seconds=0,
+            sms_resend_interval_seconds=0, sms_global_max_per_hour=0, sms_country_max_per_hour=0,
         )
         ctx = build_context(settings, background=False)
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from services.api.deps import Ctx, Uow, UserId, require
+from services.api.deps import Correlation, Ctx, UserId, require
 from services.api.schemas import Strict
 from services.core.notify import contact
 
@@ -33,14 +33,18 @@ class ContactOut(BaseModel):
 
 
 @router.get("/v1/users/{user_id}/contact", response_model=ContactOut)
-def read(user_id: UserId, ctx: Ctx, uow: Uow) -> ContactOut:
-    return ContactOut(user_id=user_id, email=contact.get_email(ctx, uow, user_id))
+def read(user_id: UserId, ctx: Ctx) -> ContactOut:
+    return ContactOut(user_id=user_id, email=contact.get_email(ctx, user_id))
 
 
 @router.put("/v1/users/{user_id}/contact", response_model=ContactOut)
-def update(user_id: UserId, body: ContactIn, ctx: Ctx, uow: Uow) -> ContactOut:
+def update(user_id: UserId, body: ContactIn, ctx: Ctx, correlation: Correlation) -> ContactOut:
     email = contact.set_email(
-        ctx, uow, user_id, body.email, code=body.code, verify_with=body.verify_token_id
+        ctx,
+        user_id,
+        body.email,
+        code=body.code,
+        verify_with=body.verify_token_id,
+        correlation_id=correlation,
     )
-    uow.commit()
     return ContactOut(user_id=user_id, email=email)

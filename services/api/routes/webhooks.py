@@ -7,17 +7,28 @@ it is stored encrypted and never shown again (delete and create to change it).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
-from services.api.deps import Ctx, Uow, require
+from services.api.deps import Correlation, Ctx, require
 from services.api.schemas import Strict
 from services.core.models import WebhookSubscription
 from services.core.plumbing.clock import as_utc
+from services.core.plumbing.uow import UnitOfWork
 from services.core.webhooks import subscriptions
+
+
+def _uow(ctx: Ctx, correlation: Correlation) -> Iterator[UnitOfWork]:
+    """One unit of work per admin request (each is one small change); committed by the route."""
+    with ctx.uow(correlation) as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(_uow)]
 
 router = APIRouter(
     prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require("admin"))]

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     import uuid
 
     from services.core.plumbing.context import Context
-    from services.core.plumbing.uow import UnitOfWork
 
 # Deliberately plain: one @, a dotted domain with a letter TLD, no spaces or control
 # characters. Whether the mailbox exists is the SMTP server's to say.
@@ -40,36 +39,38 @@ def normalise_email(value: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def get_email(ctx: Context, uow: UnitOfWork, user_id: str) -> str | None:
-    row = uow.session.get(UserContact, user_id)
-    return ctx.keyring.decrypt(row.email_enc) if row else None
+def get_email(ctx: Context, user_id: str) -> str | None:
+    with ctx.sessions() as session:
+        row = session.get(UserContact, user_id)
+        return ctx.keyring.decrypt(row.email_enc) if row else None
 
 
 def set_email(
     ctx: Context,
-    uow: UnitOfWork,
     user_id: str,
     email: str | None,
     *,
     code: str | None,
     verify_with: uuid.UUID | None,
+    correlation_id: str | None = None,
 ) -> str | None:
     """Set (or with None remove) the address; a step-up code once the user has a factor."""
     normalised = normalise_email(email) if email is not None else None
-    require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up")
-    row = uow.session.get(UserContact, user_id)
-    if normalised is None:
-        if row is not None:
-            uow.session.delete(row)
-        return None
-    if row is None:
-        uow.session.add(
-            UserContact(
-                user_id=user_id,
-                email_enc=ctx.keyring.encrypt(normalised),
-                updated_at=ctx.clock.now(),
+    with ctx.uow(correlation_id) as uow:
+        require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up")
+        row = uow.session.get(UserContact, user_id)
+        if normalised is None:
+            if row is not None:
+                uow.session.delete(row)
+        elif row is None:
+            uow.session.add(
+                UserContact(
+                    user_id=user_id,
+                    email_enc=ctx.keyring.encrypt(normalised),
+                    updated_at=ctx.clock.now(),
+                )
             )
-        )
-    else:
-        row.email_enc, row.updated_at = ctx.keyring.encrypt(normalised), ctx.clock.now()
+        else:
+            row.email_enc, row.updated_at = ctx.keyring.encrypt(normalised), ctx.clock.now()
+        uow.commit()
     return normalised

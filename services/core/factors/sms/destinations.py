@@ -17,11 +17,13 @@ import phonenumbers
 from sqlalchemy import func, select, true
 
 from services.core.errors import Throttled, Unprocessable
-from services.core.models import SmsCode, Token
+from services.core.models import SmsCode
 from services.core.plumbing.clock import as_utc
 from shared.events.sms import SmsSendRefused
 
 if TYPE_CHECKING:
+    from services.core.factors.base import TokenSnapshot
+    from services.core.models import Token
     from services.core.plumbing.context import Context
     from services.core.plumbing.uow import UnitOfWork
 
@@ -35,7 +37,7 @@ def country_of(e164: str) -> str | None:
         return None
 
 
-def alert(uow: UnitOfWork, token: Token, reason: str, country: str | None) -> None:
+def alert(uow: UnitOfWork, token: Token | TokenSnapshot, reason: str, country: str | None) -> None:
     uow.emit(
         SmsSendRefused(token_id=token.id, reason=reason, country=country),  # type: ignore[arg-type]
         user_id=token.user_id,
@@ -44,7 +46,7 @@ def alert(uow: UnitOfWork, token: Token, reason: str, country: str | None) -> No
 
 
 def ensure_destination_allowed(
-    ctx: Context, uow: UnitOfWork, token: Token, e164: str
+    ctx: Context, uow: UnitOfWork, token: Token | TokenSnapshot, e164: str
 ) -> str | None:
     """The number's country if an SMS may go there now; 422 or 429 (and an alert) if not."""
     s, now = ctx.settings, ctx.clock.now()

@@ -17,10 +17,12 @@ from sqlalchemy import func, select
 
 from services.core.errors import Throttled
 from services.core.factors.sms.destinations import alert
-from services.core.models import SmsCode, Token
+from services.core.models import SmsCode
 from services.core.plumbing.clock import as_utc
 
 if TYPE_CHECKING:
+    from services.core.factors.base import TokenSnapshot
+    from services.core.models import Token
     from services.core.plumbing.context import Context
     from services.core.plumbing.uow import UnitOfWork
 
@@ -45,7 +47,9 @@ def _retry_after(oldest: datetime | None, seconds: int, now: datetime) -> int:
     return max(1, int((oldest + timedelta(seconds=seconds) - now).total_seconds() + 0.999))
 
 
-def ensure_send_allowed(ctx: Context, uow: UnitOfWork, token: Token, phone_hash: str) -> None:
+def ensure_send_allowed(
+    ctx: Context, uow: UnitOfWork, token: Token | TokenSnapshot, phone_hash: str
+) -> None:
     """Raise ``Throttled`` (429 with Retry-After) if another SMS may not go out now; a
     reached daily quota (toll fraud, not impatience) is also an ``sms.send_refused`` alert."""
     s, now, user_id = ctx.settings, ctx.clock.now(), token.user_id

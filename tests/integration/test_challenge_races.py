@@ -19,7 +19,7 @@ import pytest
 
 from services.core.challenges import service as challenges
 from services.core.errors import Conflict, DomainError, InvalidCode, Throttled
-from services.core.models import AreaProtection, Challenge, Token, UserProfile
+from services.core.models import AreaProtection, Challenge, SmsPendingCode, Token, UserProfile
 from services.core.plumbing.clock import as_utc
 from services.core.plumbing.context import Context
 from services.core.plumbing.messaging.publisher import RecordingPublisher
@@ -72,7 +72,10 @@ class Login:
         if self.kind == "totp":
             return totp_code(self.secret, self.clock)
         sent = [e for e in self.publisher.published if e["type"] == "sms.requested"][-1]
-        return self.ctx.keyring.decrypt(sent["data"]["code"])
+        with self.ctx.sessions() as session:  # the code is in no event: its pending-code row
+            row = session.get(SmsPendingCode, uuid.UUID(sent["data"]["message_id"]))
+            assert row is not None
+            return self.ctx.keyring.decrypt(row.code_enc)
 
     def read(self, cid: uuid.UUID) -> Any:
         return challenges.snapshot(self.ctx, cid, self.token_id)

@@ -84,12 +84,8 @@ def create_app(
     app.mount(f"{base}/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(login.router, prefix=base)
     app.include_router(account.router, prefix=base)
-    from services.portal.routes import (  # routes import render/redirect from here
-        account,
-        contact,
-        login,
-        step_up,
-    )
+    app.include_router(step_up.router, prefix=base)
+    app.include_router(contact.router, prefix=base)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
@@ -33,3 +34,16 @@ def active_totp(api: TestClient, headers: dict[str, str], clock: FrozenClock, us
     assert r.status_code == 200, r.text
     clock.advance(30)
     return token_id, secret
+
+
+def sent_sms_code(ctx: Any, command: dict[str, Any]) -> str:
+    """The code an ``sms.requested`` command sends: events carry none, the worker reads it
+    from the message's pending-code row, and so does a test standing in for the phone."""
+    import uuid
+
+    from services.core.models import SmsPendingCode
+
+    with ctx.sessions() as session:
+        row = session.get(SmsPendingCode, uuid.UUID(command["data"]["message_id"]))
+        assert row is not None, "the code was used or has expired"
+        return str(ctx.keyring.decrypt(row.code_enc))

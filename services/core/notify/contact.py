@@ -57,7 +57,10 @@ def set_email(
     """Set (or with None remove) the address; a step-up code once the user has a factor."""
     normalised = normalise_email(email) if email is not None else None
     with ctx.uow(correlation_id) as uow:
-        require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up")
+        # Only a code is taken here (no step_up_id): a step-up challenge purpose of its own
+        # for the contact address is not part of the challenge contract yet.
+        require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up",
+                        action=("set_area", "contact"))
         row = uow.session.get(UserContact, user_id)
         if normalised is None:
             if row is not None:

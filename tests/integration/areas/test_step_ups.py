@@ -3,6 +3,8 @@ spent once by the one action it was asked for."""
 
 from __future__ import annotations
 
+from tests.integration.helpers import sent_sms_code
+
 import threading
 import uuid
 from collections.abc import Callable
@@ -191,7 +193,7 @@ def test_an_sms_only_user_passes_a_step_up_with_a_sent_code(ctx, api, both_heade
     r = api.post(f"/v1/challenges/{sid}/select", json={"token_id": token_id}, headers=both_headers)
     assert r.status_code == 200, r.text
     (sent,) = events(publisher, "sms.requested")
-    sms_code = ctx.keyring.decrypt(sent["data"]["code"])
+    sms_code = sent_sms_code(ctx, sent)
     r = api.post(f"/v1/challenges/{sid}/verify", json={"code": sms_code}, headers=both_headers)
     assert r.json()["status"] == "verified", r.text
     r = api.request("DELETE", f"/v1/users/dora/tokens/{token_id}", json={"step_up_id": sid}, headers=both_headers)

@@ -1,14 +1,14 @@
 """webhook subscriptions (a cursor into the audit chain each)
 
 Revision ID: 0010_webhooks
-Revises: 0005_privacyidea
+Revises: 0006_step_ups
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0010_webhooks'
-down_revision = '0005_privacyidea'
+down_revision = '0006_step_ups'
 branch_labels = None
 depends_on = None
 

@@ -77,7 +77,9 @@ class EmbeddedBroker:
             "--appendfsync", "everysec",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, preexec_fn=_die_with_parent)
+        # Own process group: a Ctrl-C meant for the owner must not stop the broker under
+        # workers that are still finishing their tasks; the owner stops it last.
+        self._proc = subprocess.Popen(args, preexec_fn=_die_with_parent, process_group=0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

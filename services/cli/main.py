@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 
 from pydantic import ValidationError
@@ -35,7 +36,12 @@ def _logging(settings: Settings) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     from services.cli.launcher import run_dev
 
-    return run_dev(_settings(), host=args.host, port=args.port)
+    if args.no_portal and args.portal_port is not None:
+        sys.exit("twofa: --portal-port and --no-portal exclude each other")
+    portal_port = None if args.no_portal else (args.portal_port or args.port + 1)
+    if portal_port == args.port:
+        sys.exit("twofa: --portal-port must differ from --port")
+    return run_dev(_settings(), host=args.host, port=args.port, portal_port=portal_port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -61,9 +67,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings)
+    if args.quiet:
+        from celery.exceptions import SecurityWarning
+
+        # Celery warns in every worker process run as root; twofa dev says it once.
+        warnings.filterwarnings("ignore", category=SecurityWarning)
     app = configure(settings)
     queues = args.queues
-    argv = ["worker", "--queues", queues, "--loglevel", settings.log_level, "--hostname",
+    argv = ["--quiet"] if args.quiet else []
+    argv += ["worker", "--queues", queues, "--loglevel", settings.log_level, "--hostname",
             f"{queues.replace(',', '+')}@%h", "--concurrency", str(args.concurrency),
             "--pool", args.pool, "--without-gossip", "--without-mingle"]
     app.worker_main(argv)
@@ -147,9 +159,19 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twofa", description="twofa two-factor authentication service")
     sub = p.add_subparsers(dest="command", required=True)
 
-    dev = sub.add_parser("dev", help="API + a worker per queue + relay, on the configured DB and broker")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
+    dev = sub.add_parser(
+        "dev", help="the whole service locally: API, a worker per queue, relay and the portal",
+        description="Migrate the database, start the embedded broker if no broker is configured, "
+                    "then the API, one worker per queue, the relay and the reference portal "
+                    "(on --port + 1 at /portal/). Prints where to find them once every process "
+                    "answers; Ctrl-C stops everything.")
+    dev.add_argument("--host", default="127.0.0.1", help="address the API and the portal listen on")
+    dev.add_argument("--port", type=int, default=8000,
+                     help="port of the API; also the port in TWOFA_PUBLIC_URL (the push app's "
+                          "address, in the PUSH enrollment QR code) unless that variable is set")
+    dev.add_argument("--portal-port", type=int, default=None,
+                     help="port of the reference portal (default: --port + 1)")
+    dev.add_argument("--no-portal", action="store_true", help="do not start the portal")
     dev.set_defaults(func=cmd_dev)
 
     serve = sub.add_parser("serve", help="the HTTP API")
@@ -162,6 +184,8 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", default="sms,push,expiry,audit,webhooks,notify")
     worker.add_argument("--concurrency", type=int, default=4)
     worker.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
+    worker.add_argument("--quiet", action="store_true",
+                        help="no start-up banner and no warning about running as root (twofa dev prints its own)")
     worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("relay", help="outbox relay and scheduler").set_defaults(func=cmd_relay)

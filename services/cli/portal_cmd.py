@@ -89,10 +89,21 @@ def _dev_key(settings: Settings) -> str:
     return key
 
 
-def dev_env(settings: Settings, api_host: str, api_port: int) -> dict[str, str]:
+def base_path() -> str:
+    """Where the portal's pages are (``TWOFA_PORTAL_BASE_PATH``, default ``/portal``)."""
+    from services.portal.settings import PortalSettings
+
+    return PortalSettings().base_path
+
+
+def sign_in_path() -> str:
+    return base_path() + "/login"
+
+
+def dev_env(settings: Settings, api_url: str) -> dict[str, str]:
     """Variables for the portal child of ``twofa dev`` (after the migration ran)."""
     return {
-        "TWOFA_PORTAL_API_URL": f"http://{api_host}:{api_port}",
+        "TWOFA_PORTAL_API_URL": api_url,
         "TWOFA_PORTAL_API_KEY": _dev_key(settings),
         "TWOFA_PORTAL_DATABASE_URL": os.environ.get(
             "TWOFA_PORTAL_DATABASE_URL", f"sqlite:///{(settings.var_dir / 'portal.db').resolve()}"),

@@ -17,6 +17,7 @@ from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
 from services.core.plumbing.messaging.celery_config import celery_config
 from services.core.plumbing.settings import Settings
+from services.workers import routine_logs
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ _lock = threading.Lock()
 
 def configure(settings: Settings, *, ctx: Context | None = None) -> Celery:
     app.conf.update(celery_config(settings))
+    routine_logs.install()
     _state.clear()
     _state["settings"] = settings
     if ctx is not None:

@@ -3,6 +3,7 @@ prunes the messaging rows nobody needs any more (``messaging.retention``)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy.exc import DBAPIError
@@ -16,6 +17,8 @@ from services.workers.app import TASK_OPTIONS, app, context
 PRUNE_EVERY_SECONDS = 60.0  # the sweep runs every second; pruning needs far less
 _last_prune = [0.0]
 
+log = logging.getLogger(__name__)
+
 
 @app.task(name=EXPIRY_SWEEP.task, autoretry_for=(DBAPIError,), max_retries=3, **TASK_OPTIONS)
 def sweep() -> int:
@@ -25,4 +28,9 @@ def sweep() -> int:
     if time.monotonic() - _last_prune[0] >= PRUNE_EVERY_SECONDS:
         _last_prune[0] = time.monotonic()
         retention.prune(ctx.sessions, ctx.clock.now(), ctx.settings.messaging_retention_seconds)
+    # Runs every second: a line only when it changed something.
+    if total:
+        log.info("expiry sweep: %d challenge(s) expired", total)
+    else:
+        log.debug("expiry sweep: nothing due")
     return total

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -72,3 +73,24 @@ def test_the_expiry_task_body_sweeps_push_challenges(world, enrolled, ctx, clock
     finally:
         worker_app._state.clear()  # the worker app's per-process context is global
 
+
+
+def test_the_sweep_logs_at_info_only_when_it_expired_something(world, enrolled, ctx, clock, settings, caplog):
+    from services.workers import app as worker_app
+
+    worker_app.configure(settings, ctx=ctx)
+    from services.workers.tasks import expiry
+
+    caplog.set_level(logging.DEBUG, logger=expiry.__name__)
+    try:
+        enrolled()
+        world.login()
+        assert expiry.sweep() == 0
+        assert [r.levelname for r in caplog.records if r.name == expiry.__name__] == ["DEBUG"]
+        caplog.clear()
+        clock.advance(121)
+        assert expiry.sweep() == 1
+        (line,) = [r for r in caplog.records if r.name == expiry.__name__]
+        assert line.levelname == "INFO" and "1 challenge(s) expired" in line.getMessage()
+    finally:
+        worker_app._state.clear()

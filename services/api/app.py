@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import APIRouter, FastAPI
 
-from services.api import errors
+from services.api import docs, errors
 from services.api.limits import BodySizeLimit
 from services.api.privacyidea import routes as privacyidea
 from services.api.routes import (
@@ -54,10 +55,15 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
 
     app = FastAPI(
         title="twofa",
-        version="1.0.0",
-        description="Second factors (TOTP, SMS, privacyIDEA-compatible PUSH) as a service.",
+        version=version("twofa"),
+        description="Second factors (TOTP, SMS, privacyIDEA-compatible PUSH) as a service. "
+                    "Callers authenticate with an API key (`Authorization: Bearer tfa_…`, "
+                    "made with `twofa apikey create`); \"Authorize\" takes it.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.ctx = ctx
     errors.install(app)
     for router in ROUTERS:

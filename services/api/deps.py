@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from services.core import apikeys
@@ -52,6 +53,14 @@ def model_response(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
+# Declares the scheme in the OpenAPI document (Swagger UI's "Authorize"); the answers to a
+# missing or wrong key stay ours (auto_error=False), with WWW-Authenticate: Bearer.
+API_KEY = HTTPBearer(
+    scheme_name="apiKey", bearerFormat="tfa_…", auto_error=False,
+    description="An API key, sent as `Authorization: Bearer tfa_…`; made with `twofa apikey create`.",
+)
+
+
 def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
     """The caller's API key, if it is live and holds one of ``scopes`` (or ``admin``)."""
     wanted = frozenset(scopes)
@@ -59,15 +68,15 @@ def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
 
     async def dependency(
         ctx: Annotated[Context, Depends(get_ctx)],
-        authorization: Annotated[str | None, Header()] = None,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)],
     ) -> apikeys.KeySnapshot:
-        if not authorization or not authorization.startswith("Bearer "):
+        if credentials is None:
             raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
         cache = ctx.api_key_cache
         if cache is None:
             cache = ctx.api_key_cache = apikeys.KeyCache(ctx.settings.api_key_cache_seconds)
         # A cache hit is a dict lookup and a constant-time compare; a miss reads one row.
-        key = cache.authenticate(ctx.sessions, authorization[7:].strip())
+        key = cache.authenticate(ctx.sessions, credentials.credentials.strip())
         if key is None:
             raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
         if not (wanted & key.scope_set) and "admin" not in key.scope_set:

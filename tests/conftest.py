@@ -47,6 +47,16 @@ def _prepare_external(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """``twofa``'s main() makes new files private (umask 077); a test that calls it in
+    process must not change the modes of what later tests create."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield
+    os.umask(old)
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     if EXTERNAL_DB:

@@ -24,7 +24,7 @@ from services.core.plumbing.settings import Settings
 
 def register(sub: Any, settings: Callable[[], Settings]) -> None:
     audit = sub.add_parser("audit", help="verify, export and checkpoint the audit log")
-    actions = audit.add_subparsers(dest="action", required=True)
+    actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     verify = actions.add_parser("verify", help="recompute the chain; exit 1 if tampered")
     key = verify.add_mutually_exclusive_group()
     key.add_argument("--public-key", metavar="FILE", help="the audit public key (PEM or base64)")
@@ -35,7 +35,7 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     cps = actions.add_parser("checkpoints", help="write the signed checkpoints as JSON Lines")
     cps.add_argument("--output", "-o", default="-", help="a file, or - for stdout")
     export = actions.add_parser("export", help="write the log as JSON Lines")
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format: one JSON object a line")
     export.add_argument("--output", "-o", default="-", help="a file, or - for stdout")
     actions.add_parser("checkpoint", help="sign the current head now (e.g. from cron)")
     audit.set_defaults(func=lambda args: run(args, settings()))

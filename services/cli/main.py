@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from importlib.metadata import version
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -121,9 +124,12 @@ def cmd_apikey(args: argparse.Namespace) -> int:
             print(f"created key {created.id} ({created.name}) with scopes {','.join(scopes)}")
             print(created.plaintext)  # alone on the last line, for scripts
         elif args.action == "list":
-            for key in apikeys.list_keys(session):
-                state = "revoked" if key.revoked_at else "active"
-                print(f"{key.id}\t{key.name}\t{key.scopes}\t{state}\t{key.created_at:%Y-%m-%d}")
+            from services.cli.table import print_table
+
+            print_table(("ID", "NAME", "SCOPES", "STATE", "CREATED"), [
+                (key.id, key.name, ",".join(sorted(key.scope_set)),
+                 "revoked" if key.revoked_at else "active", f"{key.created_at:%Y-%m-%d}")
+                for key in apikeys.list_keys(session)])
         else:
             if not apikeys.revoke_key(session, args.key_id, now):
                 sys.exit(f"twofa: no active key {args.key_id}")
@@ -155,9 +161,28 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless there is none to show (a flag, or
+    a default the help text explains itself)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """The ``twofa`` parser and, through ``add_subparsers``, every subcommand's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpWithDefaults)
+        super().__init__(*args, **kwargs)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="twofa", description="twofa two-factor authentication service")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="twofa", description="twofa two-factor authentication service")
+    p.add_argument("--version", action="version", version=f"twofa {version('twofa')}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dev = sub.add_parser(
         "dev", help="the whole service locally: API, a worker per queue, relay and the portal",
@@ -174,44 +199,49 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-portal", action="store_true", help="do not start the portal")
     dev.set_defaults(func=cmd_dev)
 
-    serve = sub.add_parser("serve", help="the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve = sub.add_parser("serve", help="the HTTP API (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="API processes (uvicorn workers)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="a Celery worker for some queues")
-    worker.add_argument("--queues", default="sms,push,expiry,audit,webhooks,notify")
-    worker.add_argument("--concurrency", type=int, default=4)
-    worker.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
+    worker.add_argument("--queues", default="sms,push,expiry,audit,webhooks,notify",
+                        help="comma-separated queues to consume, of sms, push, expiry, audit, "
+                             "webhooks, notify")
+    worker.add_argument("--concurrency", type=int, default=4, help="threads or processes of the pool")
+    worker.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"],
+                        help="threads for the senders (sms, push, webhooks, notify); solo for "
+                             "expiry and audit")
     worker.add_argument("--quiet", action="store_true",
                         help="no start-up banner and no warning about running as root (twofa dev prints its own)")
     worker.set_defaults(func=cmd_worker)
 
-    sub.add_parser("relay", help="outbox relay and scheduler").set_defaults(func=cmd_relay)
+    sub.add_parser("relay", help="outbox relay and the expiry scheduler").set_defaults(func=cmd_relay)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
 
     key = sub.add_parser("apikey", help="manage API keys")
-    key_sub = key.add_subparsers(dest="action", required=True)
-    create = key_sub.add_parser("create")
-    create.add_argument("--name", required=True)
-    create.add_argument("--scopes", required=True, help="comma-separated: challenge,enroll,audit:read,admin")
-    key_sub.add_parser("list")
-    revoke = key_sub.add_parser("revoke")
-    revoke.add_argument("key_id")
+    key_sub = key.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_sub.add_parser("create", help="create a key; the key itself is printed alone on the last line")
+    create.add_argument("--name", required=True, help="who uses the key (shown by apikey list)")
+    create.add_argument("--scopes", required=True,
+                        help=f"comma-separated, of: {','.join(_scopes())}")
+    key_sub.add_parser("list", help="every key: id, name, scopes, state, creation date")
+    revoke = key_sub.add_parser("revoke", help="revoke a key (it stops working within TWOFA_API_KEY_CACHE_SECONDS)")
+    revoke.add_argument("key_id", help="the key's id, as apikey list shows it")
     key.set_defaults(func=cmd_apikey)
 
     unlock = sub.add_parser("unlock", help="clear a user's lockout: back-offs, failure counts, locked tokens")
-    unlock.add_argument("user")
-    unlock.add_argument("--token", help="only this token of the user (its id)")
+    unlock.add_argument("user", help="the user id")
+    unlock.add_argument("--token", help="only this token of the user (its id; default: all of them)")
     unlock.set_defaults(func=cmd_unlock)
 
-    from services.cli import audit_cmd, keys_cmd  # issue 6: audit and key commands
+    from services.cli import audit_cmd, keys_cmd
 
     audit_cmd.register(sub, _settings)
     keys_cmd.register(sub, _settings)
 
-    from services.cli import portal_cmd  # the reference portal (issue 8)
+    from services.cli import portal_cmd
 
     portal_cmd.register(sub)
 
@@ -221,7 +251,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _scopes() -> tuple[str, ...]:
+    from services.core.apikeys import SCOPES
+
+    return SCOPES
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # What twofa writes (SQLite databases, dev keys, the console outbox with its codes, the
+    # embedded broker's files) is its owner's alone: new files 0600, new directories 0700.
+    os.umask(0o077)
     args = parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -39,6 +39,11 @@ class AccountError(ValueError):
     """A name or password that cannot be used (message safe to show)."""
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
 class AccountStore:
     def __init__(self, url: str, hasher: PasswordHasher | None = None) -> None:
         self.engine: Engine = create_engine(url)
@@ -51,8 +56,7 @@ class AccountStore:
     def add(self, name: str, password: str) -> None:
         if not NAME_PATTERN.match(name):
             raise AccountError("names are 1-128 letters, digits or . _ @ + - (starting with a letter or digit)")
-        if len(password) < MIN_PASSWORD:
-            raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+        _check_password(password)
         with self._sessions.begin() as s:
             if s.get(PortalAccount, name) is not None:
                 raise AccountError(f"the account {name!r} exists already")
@@ -68,9 +72,29 @@ class AccountStore:
             return False
         return bool(ok) and stored is not None
 
+    def set_password(self, name: str, password: str) -> None:
+        _check_password(password)
+        with self._sessions.begin() as s:
+            account = s.get(PortalAccount, name)
+            if account is None:
+                raise AccountError(f"there is no account {name!r}")
+            account.password_hash = self._hasher.hash(password)
+
+    def remove(self, name: str) -> bool:
+        with self._sessions.begin() as s:
+            account = s.get(PortalAccount, name)
+            if account is None:
+                return False
+            s.delete(account)
+            return True
+
     def names(self) -> list[str]:
         with self._sessions() as s:
             return list(s.scalars(select(PortalAccount.name).order_by(PortalAccount.name)))
+
+    def accounts(self) -> list[PortalAccount]:
+        with self._sessions() as s:
+            return list(s.scalars(select(PortalAccount).order_by(PortalAccount.name)))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -61,6 +62,11 @@ def test_the_banner_comes_once_everything_answers_and_ctrl_c_leaves_nothing(tmp_
     assert dev.leftovers() == []
     assert not listening(api_port) and not listening(portal_port)
     assert "Traceback" not in dev.console()
+    # Everything it wrote (databases, keys, the outbox with codes, the broker's files) is private.
+    var = tmp_path / "var"
+    for path in (var, *var.rglob("*")):
+        if not path.is_socket():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} {oct(path.stat().st_mode)}"
 
 
 def test_no_portal_runs_beside_a_busy_portal_port_and_an_explicit_public_url_is_kept(tmp_path: Path):

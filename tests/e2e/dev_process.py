@@ -31,7 +31,7 @@ def twofa(workdir: Path, *args: str, env: dict[str, str] | None = None,
     """A one-shot ``twofa`` command in ``workdir`` (e.g. ``apikey create``)."""
     return subprocess.run([sys.executable, "-m", "services.cli.main", *args], cwd=workdir,
                           env=env or dev_env(workdir), input=stdin, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
 
 
 def free_ports(n: int) -> list[int]:
@@ -51,7 +51,7 @@ class DevProcess:
     _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     @classmethod
-    def start(cls, workdir: Path, *args: str, **extra_env: str) -> "DevProcess":
+    def start(cls, workdir: Path, *args: str, **extra_env: str) -> DevProcess:
         dev = cls(workdir, args, dev_env(workdir, **extra_env))
         dev.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "dev", *args], cwd=workdir, env=dev.env,

@@ -40,12 +40,11 @@ def test_every_option_has_help_and_shows_its_default():
             if not action.help:
                 problems.append(f"{path} {name}: no help")
                 continue
-            if action.option_strings and not action.required and action.default not in (None, False):
-                if f"(default: {action.default})" not in text:
-                    problems.append(f"{path} {name}: default {action.default!r} not shown")
-            if action.option_strings and action.default is None and action.nargs != 0:
-                if "default" not in action.help.lower() and not action.required:
-                    problems.append(f"{path} {name}: no default, and the help does not say what then")
+            optional = bool(action.option_strings) and not action.required
+            if optional and action.default not in (None, False) and f"(default: {action.default})" not in text:
+                problems.append(f"{path} {name}: default {action.default!r} not shown")
+            if optional and action.default is None and action.nargs != 0 and "default" not in action.help.lower():
+                problems.append(f"{path} {name}: no default, and the help does not say what then")
     assert problems == []
 
 

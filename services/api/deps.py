@@ -57,7 +57,8 @@ def model_response(model: BaseModel) -> Response:
 # missing or wrong key stay ours (auto_error=False), with WWW-Authenticate: Bearer.
 API_KEY = HTTPBearer(
     scheme_name="apiKey", bearerFormat="tfa_…", auto_error=False,
-    description="An API key, sent as `Authorization: Bearer tfa_…`; made with `twofa apikey create`.",
+    description="An API key, sent as `Authorization: Bearer tfa_…`; "
+                "made with `twofa apikey create`.",
 )
 
 

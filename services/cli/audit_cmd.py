@@ -35,7 +35,8 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     cps = actions.add_parser("checkpoints", help="write the signed checkpoints as JSON Lines")
     cps.add_argument("--output", "-o", default="-", help="a file, or - for stdout")
     export = actions.add_parser("export", help="write the log as JSON Lines")
-    export.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format: one JSON object a line")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl",
+                        help="output format: one JSON object a line")
     export.add_argument("--output", "-o", default="-", help="a file, or - for stdout")
     actions.add_parser("checkpoint", help="sign the current head now (e.g. from cron)")
     audit.set_defaults(func=lambda args: run(args, settings()))

@@ -19,7 +19,8 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     keys = sub.add_parser("keys", help="encryption and signing keys")
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     rotate = actions.add_parser("rotate", help="re-encrypt every *_enc column under the first key")
-    rotate.add_argument("--batch-size", type=int, default=500, help="rows re-encrypted per transaction")
+    rotate.add_argument("--batch-size", type=int, default=500,
+                        help="rows re-encrypted per transaction")
     actions.add_parser("new-audit-key", help="print a new base64 Ed25519 audit signing key")
     actions.add_parser("audit-public-key", help="print the audit public key (PEM) for auditors")
     keys.set_defaults(func=lambda args: run(args, settings))

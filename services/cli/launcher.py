@@ -22,7 +22,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from services.cli.embedded_broker import EmbeddedBroker, _die_with_parent
-from services.cli.readiness import Listener, PortUnavailable, WorkersAnswer, ensure_free, http_ok, url
+from services.cli.readiness import (
+    Listener,
+    PortUnavailable,
+    WorkersAnswer,
+    ensure_free,
+    http_ok,
+    url,
+)
 from services.core.plumbing.messaging.celery_config import make_celery
 from services.core.plumbing.messaging.routes import QUEUES
 from services.core.plumbing.migrate import upgrade
@@ -45,8 +52,9 @@ class Supervisor:
         cmd = [sys.executable, "-m", "services.cli.main", *args]
         # A process group of its own: Ctrl-C reaches the launcher alone, which then stops
         # each child once (a child in the terminal's group would get SIGINT and SIGTERM).
-        self.children[name] = subprocess.Popen(cmd, env=self.env, preexec_fn=_die_with_parent,
-                                               process_group=0)
+        self.children[name] = subprocess.Popen(
+            cmd, env=self.env, preexec_fn=_die_with_parent, process_group=0
+        )
 
     def first_exited(self) -> str | None:
         for name, proc in self.children.items():
@@ -78,12 +86,23 @@ def child_env(settings: Settings, broker_url: str, host: str, port: int) -> dict
     return env
 
 
-def start_processes(sup: Supervisor, host: str, port: int, queues: tuple[str, ...] = QUEUES) -> None:
+def start_processes(
+    sup: Supervisor, host: str, port: int, queues: tuple[str, ...] = QUEUES
+) -> None:
     sup.spawn("api", "serve", "--host", host, "--port", str(port))
     for queue in queues:
         pool, concurrency = WORKER_LAYOUT[queue]
-        sup.spawn(f"worker-{queue}", "worker", "--queues", queue, "--pool", pool,
-                  "--concurrency", str(concurrency), "--quiet")
+        sup.spawn(
+            f"worker-{queue}",
+            "worker",
+            "--queues",
+            queue,
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--quiet",
+        )
     sup.spawn("relay", "relay")
 
 
@@ -134,21 +153,32 @@ def run_dev(settings: Settings, *, host: str, port: int, portal_port: int | None
             "the API": http_ok(url(host, port, "/healthz")),
             "the workers": WorkersAnswer(control, worker_nodenames()),
         }
-        banner = [f"twofa dev: database {_shown(settings.resolved_database_url)}; "
-                  f"broker {'embedded' if broker else _shown(broker_url)}",
-                  f"twofa dev: console SMS and push messages go to {settings.var_dir.resolve() / 'outbox'}"]
+        banner = [
+            f"twofa dev: database {_shown(settings.resolved_database_url)}; "
+            f"broker {'embedded' if broker else _shown(broker_url)}",
+            "twofa dev: console SMS and push messages go to "
+            f"{settings.var_dir.resolve() / 'outbox'}",
+        ]
         if portal_port is not None:
             from services.cli import portal_cmd
 
-            sup.env.update(portal_cmd.dev_env(settings, url(host, port)))  # spawned last: only it sees these
+            # Spawned last: only the portal sees these.
+            sup.env.update(portal_cmd.dev_env(settings, url(host, port)))
             sup.spawn("portal", "portal", "serve", "--host", host, "--port", str(portal_port))
             sign_in = url(host, portal_port, portal_cmd.sign_in_path())
             checks["the portal"] = http_ok(sign_in)
-            banner.append(f"twofa dev: portal on {url(host, portal_port, portal_cmd.base_path() + '/')} "
-                          "(accounts: twofa portal adduser NAME)")
+            banner.append(
+                f"twofa dev: portal on {url(host, portal_port, portal_cmd.base_path() + '/')} "
+                "(accounts: twofa portal adduser NAME)"
+            )
         if os.geteuid() == 0:
-            banner.append("twofa dev: running as root, and so are the workers: fine to try it out, not in production")
-        banner.append(f"twofa dev: API on {url(host, port)} (docs at /docs); Ctrl-C stops everything")
+            banner.append(
+                "twofa dev: running as root, and so are the workers: "
+                "fine to try it out, not in production"
+            )
+        banner.append(
+            f"twofa dev: API on {url(host, port)} (docs at /docs); Ctrl-C stops everything"
+        )
 
         waiting = dict(checks)
         deadline = started + READY_WITHIN_SECONDS
@@ -163,8 +193,12 @@ def run_dev(settings: Settings, *, host: str, port: int, portal_port: int | None
                     print(f"twofa dev: ready in {time.monotonic() - started:.1f} s", flush=True)
                     print("\n".join(banner), flush=True)
                 elif time.monotonic() > deadline:
-                    print(f"twofa dev: {' and '.join(waiting)} did not answer within "
-                          f"{READY_WITHIN_SECONDS:.0f} s; stopping everything", file=sys.stderr, flush=True)
+                    print(
+                        f"twofa dev: {' and '.join(waiting)} did not answer within "
+                        f"{READY_WITHIN_SECONDS:.0f} s; stopping everything",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     return 1
             time.sleep(0.2)
         return 0

@@ -214,20 +214,24 @@ def parser() -> argparse.ArgumentParser:
                         help="threads for the senders (sms, push, webhooks, notify); solo for "
                              "expiry and audit")
     worker.add_argument("--quiet", action="store_true",
-                        help="no start-up banner and no warning about running as root (twofa dev prints its own)")
+                        help="no start-up banner and no warning about running as root "
+                             "(twofa dev prints its own)")
     worker.set_defaults(func=cmd_worker)
 
-    sub.add_parser("relay", help="outbox relay and the expiry scheduler").set_defaults(func=cmd_relay)
+    relay = sub.add_parser("relay", help="outbox relay and the expiry scheduler")
+    relay.set_defaults(func=cmd_relay)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
 
     key = sub.add_parser("apikey", help="manage API keys")
     key_sub = key.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = key_sub.add_parser("create", help="create a key; the key itself is printed alone on the last line")
+    create = key_sub.add_parser(
+        "create", help="create a key; the key itself is printed alone on the last line")
     create.add_argument("--name", required=True, help="who uses the key (shown by apikey list)")
     create.add_argument("--scopes", required=True,
                         help=f"comma-separated, of: {','.join(_scopes())}")
     key_sub.add_parser("list", help="every key: id, name, scopes, state, creation date")
-    revoke = key_sub.add_parser("revoke", help="revoke a key (it stops working within TWOFA_API_KEY_CACHE_SECONDS)")
+    revoke = key_sub.add_parser(
+        "revoke", help="revoke a key (it stops working within TWOFA_API_KEY_CACHE_SECONDS)")
     revoke.add_argument("key_id", help="the key's id, as apikey list shows it")
     key.set_defaults(func=cmd_apikey)
 

@@ -92,7 +92,8 @@ def cmd_users(_: argparse.Namespace) -> int:
 
     store = _accounts()
     try:
-        print_table(("NAME", "CREATED"), [(a.name, f"{a.created_at:%Y-%m-%d %H:%M}") for a in store.accounts()])
+        rows = [(a.name, f"{a.created_at:%Y-%m-%d %H:%M}") for a in store.accounts()]
+        print_table(("NAME", "CREATED"), rows)
     finally:
         store.close()
     return 0
@@ -107,10 +108,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    portal = sub.add_parser("portal", help="the reference self-service portal: its accounts and server")
+    portal = sub.add_parser("portal",
+                            help="the reference self-service portal: its accounts and server")
     actions = portal.add_subparsers(dest="action", required=True, metavar="ACTION")
     reading = ("The password is asked twice when standard input is a terminal; otherwise the "
-               "first line of standard input is read, e.g. printf '%%s\\n' \"$PW\" | twofa portal %s NAME. "
+               "first line of standard input is read, e.g. "
+               "printf '%%s\\n' \"$PW\" | twofa portal %s NAME. "
                "At least 8 characters.")
     add = actions.add_parser("adduser", help="create a demo portal account",
                              description="Create an account of the portal's demo sign-in "
@@ -126,11 +129,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     deluser = actions.add_parser("deluser", help="remove a portal account",
                                  description="Remove the account from the portal's database. The "
                                              "user's tokens and areas in twofa are not touched; "
-                                             "sessions signed in before keep running until they expire.")
+                                             "sessions signed in before keep running until "
+                                             "they expire.")
     deluser.add_argument("name", help="the account name")
     deluser.set_defaults(func=cmd_deluser)
     actions.add_parser("users", help="list the portal accounts").set_defaults(func=cmd_users)
-    serve = actions.add_parser("serve", help="serve the portal (at TWOFA_PORTAL_BASE_PATH, /portal)")
+    serve = actions.add_parser("serve",
+                               help="serve the portal (at TWOFA_PORTAL_BASE_PATH, /portal)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8001, help="port to listen on")
     serve.set_defaults(func=cmd_serve)

@@ -15,14 +15,14 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     account = sub.add_parser(
         "pi-account", help="service accounts of the privacyIDEA-compatible API"
     )
-    actions = account.add_subparsers(dest="action", required=True)
+    actions = account.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser(
         "create", help="make an account; prints its password alone on the last line"
     )
     create.add_argument("--name", required=True, help="1-64 letters, digits or dots")
-    actions.add_parser("list")
-    revoke = actions.add_parser("revoke")
-    revoke.add_argument("name")
+    actions.add_parser("list", help="every account: name, state, creation date")
+    revoke = actions.add_parser("revoke", help="revoke an account (its sign-ins stop working)")
+    revoke.add_argument("name", help="the account's name, as pi-account list shows it")
     account.set_defaults(func=lambda args: run(args, settings))
 
 
@@ -43,9 +43,11 @@ def run(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
                 print(f"created service account {created.username} (role admin)")
                 print(created.password)  # alone on the last line, for scripts
             elif args.action == "list":
-                for a in accounts.list_accounts(session):
-                    state = "revoked" if a.revoked_at else "active"
-                    print(f"{a.username}\t{state}\t{a.created_at:%Y-%m-%d}")
+                from services.cli.table import print_table
+
+                rows = [(a.username, "revoked" if a.revoked_at else "active",
+                         f"{a.created_at:%Y-%m-%d}") for a in accounts.list_accounts(session)]
+                print_table(("NAME", "STATE", "CREATED"), rows)
             elif not accounts.revoke(session, args.name, now):
                 sys.exit(f"twofa: no active service account {args.name}")
             else:

@@ -55,10 +55,12 @@ def ensure_free(host: str, listeners: Iterable[Listener]) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise PortUnavailable(
                     f"port {listener.port} on {host} is in use (wanted for {listener.what}); "
-                    f"choose another with {listener.flag}") from None
+                    f"choose another with {listener.flag}"
+                ) from None
             raise PortUnavailable(
                 f"cannot listen on {host}:{listener.port} for {listener.what} "
-                f"({exc.strerror or exc}); change {listener.flag} or --host") from None
+                f"({exc.strerror or exc}); change {listener.flag} or --host"
+            ) from None
 
 
 def http_ok(address: str, timeout: float = 1.0) -> Callable[[], bool]:
@@ -84,10 +86,11 @@ class WorkersAnswer:
     def __call__(self) -> bool:
         if self.waiting:
             try:
-                replies = self.app.control.ping(destination=sorted(self.waiting), timeout=1.0,
-                                                limit=len(self.waiting))
+                replies = self.app.control.ping(
+                    destination=sorted(self.waiting), timeout=1.0, limit=len(self.waiting)
+                )
             except Exception:  # the broker may still be starting; ask again next round
                 return False
-            for reply in replies:
+            for reply in replies or ():
                 self.waiting.difference_update(reply)
         return not self.waiting

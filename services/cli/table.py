@@ -10,4 +10,4 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     lines = [list(header), *[list(r) for r in rows]]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

@@ -112,7 +112,8 @@ def test_the_scan_sees_imports_wherever_they_are_and_skips_optional_ones():
 
 def test_the_test_extra_names_only_what_is_used():
     """A test extra nobody imports is an install step for nothing (and a name that could
-    be taken over on the registry): each is imported by tests/ or is a pytest plugin."""
+    be taken over on the registry): each is imported by tests/, run by a script (mypy,
+    ruff), a pytest plugin or type stubs for the type checker."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     plugins = {"pytest-timeout"}  # loaded by pytest from its entry point, never imported
     used: set[str] = set()
@@ -124,6 +125,7 @@ def test_the_test_extra_names_only_what_is_used():
     unused = []
     for requirement in extras["test"]:
         name = canonical(re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1))  # type: ignore[union-attr]
-        if name not in used and name not in plugins and name not in scripts:
+        stubs = name.startswith("types-") or name.endswith(("-types", "-stubs"))  # read by mypy
+        if name not in used and name not in plugins and name not in scripts and not stubs:
             unused.append(name)
     assert not unused, f"test extras nobody uses: {unused}"

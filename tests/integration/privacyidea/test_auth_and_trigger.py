@@ -119,7 +119,10 @@ def test_the_cli_creates_lists_and_revokes_accounts(ctx, capsys, monkeypatch):
         assert accounts.authenticate(session, "ssp.idp", password)
         stored = session.get(accounts.PiServiceAccount, "ssp.idp").password_hash
     assert password not in stored
-    assert main(["pi-account", "list"]) == 0 and "ssp.idp\tactive" in capsys.readouterr().out
+    assert main(["pi-account", "list"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["NAME", "STATE", "CREATED"]
+    assert [r.split()[:2] for r in rows] == [["ssp.idp", "active"]]
     assert main(["pi-account", "revoke", "ssp.idp"]) == 0
     with ctx.sessions() as session:
         assert not accounts.authenticate(session, "ssp.idp", password)

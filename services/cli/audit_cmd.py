@@ -27,11 +27,13 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     verify = actions.add_parser("verify", help="recompute the chain; exit 1 if tampered")
     key = verify.add_mutually_exclusive_group()
-    key.add_argument("--public-key", metavar="FILE", help="the audit public key (PEM or base64)")
+    key.add_argument("--public-key", metavar="FILE",
+                     help="the audit public key (PEM or base64; default: fetched, see --public-key-url)")
     key.add_argument("--public-key-url", metavar="URL",
                      help="fetch the published key (default: TWOFA_PUBLIC_URL/v1/audit/public-key)")
     verify.add_argument("--checkpoints", metavar="FILE",
-                        help="signed checkpoints kept outside the database (JSON Lines)")
+                        help="signed checkpoints kept outside the database (JSON Lines; "
+                             "default: only those in the database)")
     cps = actions.add_parser("checkpoints", help="write the signed checkpoints as JSON Lines")
     cps.add_argument("--output", "-o", default="-", help="a file, or - for stdout")
     export = actions.add_parser("export", help="write the log as JSON Lines")

@@ -209,7 +209,8 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", default="sms,push,expiry,audit,webhooks,notify",
                         help="comma-separated queues to consume, of sms, push, expiry, audit, "
                              "webhooks, notify")
-    worker.add_argument("--concurrency", type=int, default=4, help="threads or processes of the pool")
+    worker.add_argument("--concurrency", type=int, default=4,
+                        help="threads or processes of the pool")
     worker.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"],
                         help="threads for the senders (sms, push, webhooks, notify); solo for "
                              "expiry and audit")

@@ -28,7 +28,8 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     verify = actions.add_parser("verify", help="recompute the chain; exit 1 if tampered")
     key = verify.add_mutually_exclusive_group()
     key.add_argument("--public-key", metavar="FILE",
-                     help="the audit public key (PEM or base64; default: fetched, see --public-key-url)")
+                     help="the audit public key (PEM or base64; "
+                          "default: fetched, see --public-key-url)")
     key.add_argument("--public-key-url", metavar="URL",
                      help="fetch the published key (default: TWOFA_PUBLIC_URL/v1/audit/public-key)")
     verify.add_argument("--checkpoints", metavar="FILE",

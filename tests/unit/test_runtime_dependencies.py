@@ -115,7 +115,9 @@ def test_the_test_extra_names_only_what_is_used():
     be taken over on the registry): each is imported by tests/, run by a script (mypy,
     ruff), a pytest plugin or type stubs for the type checker."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    plugins = {"pytest-timeout"}  # loaded by pytest from its entry point, never imported
+    # Loaded by another package, never imported by name: pytest's plugin entry point, and
+    # the HTTP client starlette's TestClient runs on (through httpx it is deprecated, an error here).
+    plugins = {"pytest-timeout", "httpx2"}
     used: set[str] = set()
     providers = packages_distributions()
     for path in (ROOT / "tests").rglob("*.py"):

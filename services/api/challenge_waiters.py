@@ -10,6 +10,7 @@ waiters' periodic re-check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections import defaultdict
@@ -44,10 +45,8 @@ class ChallengeWaiters:
         with self._lock:
             entries = list(self._waiting.get(challenge_id, ()))
         for loop, event in entries:
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its waiter is gone
                 loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # that loop is closed: its waiter is gone
-                pass
 
     def __len__(self) -> int:
         with self._lock:

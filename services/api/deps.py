@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Path, Request, Response
@@ -62,7 +62,7 @@ API_KEY = HTTPBearer(
 )
 
 
-def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
+def require(*scopes: str) -> Callable[..., Awaitable[apikeys.KeySnapshot]]:
     """The caller's API key, if it is live and holds one of ``scopes`` (or ``admin``)."""
     wanted = frozenset(scopes)
     label = " or ".join(repr(s) for s in scopes)
@@ -84,7 +84,8 @@ def require(*scopes: str) -> Callable[..., apikeys.KeySnapshot]:
             raise HTTPException(403, f"this API key lacks the {label} scope")
         return key
 
-    # The name lists the scopes (``require_enroll__challenge``): the authorization-matrix test reads it.
+    # The name lists the scopes (``require_enroll__challenge``): the authorization-matrix test
+    # reads it.
     dependency.__name__ = "require_" + "__".join(s.replace(":", "_") for s in scopes)
     return dependency
 

@@ -52,10 +52,12 @@ def domain_status(exc: DomainError) -> int:
 PUBLIC_DETAILS = ("attempts_left",)
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None,
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
                    **details: Any) -> JSONResponse:
     return JSONResponse(
-        {"error": {"code": code, "message": message, **details}}, status_code=status, headers=headers
+        {"error": {"code": code, "message": message, **details}},
+        status_code=status,
+        headers=headers,
     )
 
 

@@ -130,7 +130,9 @@ class FactorOut(BaseModel):
 
 
 class ChallengeOut(BaseModel):
-    status: Literal["not_required", "pending", "verified", "approved", "declined", "failed", "expired"]
+    status: Literal[
+        "not_required", "pending", "verified", "approved", "declined", "failed", "expired"
+    ]
     challenge_id: uuid.UUID | None = None
     user_id: str | None = None
     area: str | None = None

@@ -15,8 +15,9 @@ when stderr is a terminal (so pipes and logs stay clean).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from services.core.plumbing.settings import Settings
@@ -78,7 +79,11 @@ def _verify(sessions: Any, settings: Settings, args: argparse.Namespace) -> int:
         result = verify_chain(session, verifier, external)
     print(f"public key {verifier.key_id}")
     if result.ok:
-        cp = f", signed checkpoint at {result.checkpoint_position}" if result.checkpoint_position else ""
+        cp = (
+            f", signed checkpoint at {result.checkpoint_position}"
+            if result.checkpoint_position
+            else ""
+        )
         outside = f", {len(external)} checkpoints from {args.checkpoints}" if external else ""
         print(f"audit chain ok: {result.checked} rows{cp}{outside}")
         return 0
@@ -106,16 +111,21 @@ def _checkpoint(sessions: Any, settings: Settings) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _opened(output: str) -> Iterator[TextIO]:
+    """Standard output for ``-``, otherwise the named file, closed afterwards."""
+    if output == "-":
+        yield sys.stdout
+        return
+    with open(output, "w", encoding="utf-8") as fh:
+        yield fh
+
+
 def _checkpoints(sessions: Any, output: str) -> int:
     from services.core.audit.external import write_checkpoints
 
-    out: TextIO = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
-    try:
-        with sessions() as session:
-            written = write_checkpoints(session, out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    with _opened(output) as out, sessions() as session:
+        written = write_checkpoints(session, out)
     print(f"wrote {written} checkpoints", file=sys.stderr)
     return 0
 
@@ -124,16 +134,12 @@ def _export(sessions: Any, output: str) -> int:
     from services.core.audit import query
     from services.core.audit.export import export_jsonl
 
-    out: TextIO = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
-    try:
+    with _opened(output) as out:
         with sessions() as session:
             bar = ProgressBar(query.count(session), sys.stderr) if sys.stderr.isatty() else None
             written = export_jsonl(session, out, progress=bar.update if bar else None)
         if bar:
             bar.close()
-    finally:
-        if out is not sys.stdout:
-            out.close()
     print(f"exported {written} rows", file=sys.stderr)
     return 0
 

@@ -45,7 +45,9 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedBroker:
-    def __init__(self, data_dir: Path, *, persistent: bool = True, socket_dir: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, persistent: bool = True, socket_dir: Path | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.persistent = persistent
         # Unix socket paths are limited to ~107 bytes: keep the socket in a short temp dir.
@@ -62,7 +64,7 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedBroker":
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._sock_dir.mkdir(parents=True, exist_ok=True)
         args = [
@@ -108,7 +110,7 @@ class EmbeddedBroker:
         if not keep_socket_dir:
             shutil.rmtree(self._sock_dir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -49,12 +49,16 @@ def run(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     s = settings()
     engine = make_engine(s.resolved_database_url)
     try:
-        report = rotate_all(make_session_factory(engine), keyring_from_settings(s), max(1, args.batch_size))
+        report = rotate_all(
+            make_session_factory(engine), keyring_from_settings(s), max(1, args.batch_size)
+        )
     finally:
         engine.dispose()
     for name, n in report.rotated.items():
         print(f"{name}\t{n} re-encrypted")
     for name, n in report.failed.items():
         print(f"{name}\t{n} FAILED: no configured key decrypts them")
-    print(f"rotated {report.total} secrets under the newest key ({report.skipped} changed meanwhile)")
+    print(
+        f"rotated {report.total} secrets under the newest key ({report.skipped} changed meanwhile)"
+    )
     return 1 if report.failed else 0

@@ -157,7 +157,8 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         sys.exit(f"twofa: {exc.message}")
     finally:
         ctx.engine.dispose()
-    print(f"unlocked {args.user}: {len(changed)} token(s) reset" + "".join(f"\n{t}" for t in changed))
+    lines = [f"unlocked {args.user}: {len(changed)} token(s) reset", *map(str, changed)]
+    print("\n".join(lines))
     return 0
 
 
@@ -236,9 +237,13 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id", help="the key's id, as apikey list shows it")
     key.set_defaults(func=cmd_apikey)
 
-    unlock = sub.add_parser("unlock", help="clear a user's lockout: back-offs, failure counts, locked tokens")
+    unlock = sub.add_parser(
+        "unlock", help="clear a user's lockout: back-offs, failure counts, locked tokens"
+    )
     unlock.add_argument("user", help="the user id")
-    unlock.add_argument("--token", help="only this token of the user (its id; default: all of them)")
+    unlock.add_argument(
+        "--token", help="only this token of the user (its id; default: all of them)"
+    )
     unlock.set_defaults(func=cmd_unlock)
 
     from services.cli import audit_cmd, keys_cmd

@@ -157,7 +157,10 @@ def _dev_key(settings: Settings) -> str:
                 if apikeys.authenticate(session, kept) is not None:
                     return kept
         with sessions.begin() as session:
-            key = apikeys.create_key(session, "portal (twofa dev)", PORTAL_SCOPES, SystemClock().now()).plaintext
+            created = apikeys.create_key(
+                session, "portal (twofa dev)", PORTAL_SCOPES, SystemClock().now()
+            )
+            key = created.plaintext
     finally:
         engine.dispose()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,5 +187,6 @@ def dev_env(settings: Settings, api_url: str) -> dict[str, str]:
         "TWOFA_PORTAL_API_URL": api_url,
         "TWOFA_PORTAL_API_KEY": _dev_key(settings),
         "TWOFA_PORTAL_DATABASE_URL": os.environ.get(
-            "TWOFA_PORTAL_DATABASE_URL", f"sqlite:///{(settings.var_dir / 'portal.db').resolve()}"),
+            "TWOFA_PORTAL_DATABASE_URL", f"sqlite:///{(settings.var_dir / 'portal.db').resolve()}"
+        ),
     }

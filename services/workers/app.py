@@ -58,4 +58,4 @@ def context() -> Context:
                 # one write per message less (issue 3 benchmark).
                 ctx = build_context(_state["settings"], background=False, batch_marks=True)
                 _state["ctx"] = ctx
-    return ctx  # type: ignore[no-any-return]
+    return ctx

@@ -32,7 +32,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         try:
             sent = relay_once(
                 ctx.sessions,
-                publisher,  # type: ignore[arg-type]
+                publisher,
                 ctx.clock,
                 grace_seconds=settings.relay_grace_seconds,
                 batch_size=settings.relay_batch_size,

@@ -80,14 +80,23 @@ def user_area(user_id: UserId, area: AreaPath, ctx: Ctx) -> AreaOut:
     response_model=AreaChangeOut,
     dependencies=[Depends(_enroll)],
 )
-def set_area(user_id: UserId, area: AreaPath, body: AreaIn, ctx: Ctx, correlation: Correlation) -> AreaChangeOut:
+def set_area(
+    user_id: UserId, area: AreaPath, body: AreaIn, ctx: Ctx, correlation: Correlation
+) -> AreaChangeOut:
     """Needs, once the user has an active token, a step-up passed for this area
     (``step_up_id``) or a fresh valid code (``code``, optionally ``verify_token_id``):
     403 ``step_up_required`` without either, 403 ``step_up_*`` for a step-up that is
     not usable here, 422 for a wrong or replayed code. An unknown area is 404 ``unknown_area``."""
-    state = areas.set_protection(ctx, user_id, area, body.protected, code=body.code,
-                                 verify_with=body.verify_token_id, correlation_id=correlation,
-                                 step_up_id=body.step_up_id)
+    state = areas.set_protection(
+        ctx,
+        user_id,
+        area,
+        body.protected,
+        code=body.code,
+        verify_with=body.verify_token_id,
+        correlation_id=correlation,
+        step_up_id=body.step_up_id,
+    )
     return AreaChangeOut(
         area=state.area,
         protected=state.protected,

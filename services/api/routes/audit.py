@@ -20,7 +20,9 @@ from services.core.audit import alerts, query
 from services.core.audit.service import verifier_for
 from services.core.audit.verify import verify_chain
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(require("audit:read"))])
+router = APIRouter(
+    prefix="/v1/audit", tags=["audit"], dependencies=[Depends(require("audit:read"))]
+)
 # A public key is meant to be handed out: outsiders verify with it and nothing else.
 public_router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -78,8 +80,12 @@ def events(
     limit: Annotated[int, Query(ge=1, le=query.MAX_PAGE)] = 100,
     user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN, max_length=128)] = None,
     type: Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="occurred_at at or after (UTC if naive)")] = None,
-    until: Annotated[datetime | None, Query(description="occurred_at before (UTC if naive)")] = None,
+    since: Annotated[
+        datetime | None, Query(description="occurred_at at or after (UTC if naive)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="occurred_at before (UTC if naive)")
+    ] = None,
 ) -> AuditPageOut:
     where = query.AuditFilter(user_id=user_id, type=type, since=_utc(since), until=_utc(until))
     with ctx.sessions() as session:

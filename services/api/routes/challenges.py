@@ -23,7 +23,9 @@ MAX_WAIT_SECONDS = 30
 # Changes made by other processes (expiry worker, other API replicas) are seen this often.
 RECHECK_SECONDS = 0.2
 
-router = APIRouter(prefix="/v1/challenges", tags=["challenges"], dependencies=[Depends(require("challenge"))])
+router = APIRouter(
+    prefix="/v1/challenges", tags=["challenges"], dependencies=[Depends(require("challenge"))]
+)
 
 
 def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut:
@@ -39,7 +41,9 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
         area=c.area,
         purpose=c.purpose,
         target=c.target,
-        factors=[FactorOut(token_id=t.id, type=t.type, description=t.description) for t in view.factors],
+        factors=[
+            FactorOut(token_id=t.id, type=t.type, description=t.description) for t in view.factors
+        ],
         selected_token_id=c.token_id,
         selected_type=c.token_type,
         attempts_left=max(0, c.max_attempts - c.attempts),
@@ -63,16 +67,26 @@ async def create(body: ChallengeIn, ctx: Ctx, correlation: Correlation) -> Respo
 
 
 @router.post("/{challenge_id}/select", response_model=ChallengeOut)
-def select(challenge_id: uuid.UUID, body: SelectIn, ctx: Ctx, correlation: Correlation) -> ChallengeOut:
-    return challenge_out(ctx, challenges.select_factor(ctx, challenge_id, body.token_id, correlation))
+def select(
+    challenge_id: uuid.UUID, body: SelectIn, ctx: Ctx, correlation: Correlation
+) -> ChallengeOut:
+    return challenge_out(
+        ctx, challenges.select_factor(ctx, challenge_id, body.token_id, correlation)
+    )
 
 
-def _verify(ctx: Context, correlation: str | None, challenge_id: uuid.UUID, body: VerifyIn) -> ChallengeOut:
-    return challenge_out(ctx, challenges.verify(ctx, challenge_id, body.code, body.token_id, correlation))
+def _verify(
+    ctx: Context, correlation: str | None, challenge_id: uuid.UUID, body: VerifyIn
+) -> ChallengeOut:
+    return challenge_out(
+        ctx, challenges.verify(ctx, challenge_id, body.code, body.token_id, correlation)
+    )
 
 
 @router.post("/{challenge_id}/verify", response_model=ChallengeOut)
-async def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation: Correlation) -> Response:
+async def verify(
+    challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation: Correlation
+) -> Response:
     """Check the code. With ``token_id`` a TOTP factor is selected in the same request,
     so a TOTP login is two requests: create the challenge, verify."""
     return model_response(await run_db(ctx, _verify, ctx, correlation, challenge_id, body))
@@ -80,14 +94,19 @@ async def verify(challenge_id: uuid.UUID, body: VerifyIn, ctx: Ctx, correlation:
 
 def _read_once(ctx: Context, challenge_id: uuid.UUID) -> ChallengeOut:
     challenge = challenges.get(ctx, challenge_id)  # one short read, released before any waiting
-    return challenge_out(ctx, ChallengeView(challenge, [], push_login.challenge_extras(ctx, challenge)))
+    return challenge_out(
+        ctx, ChallengeView(challenge, [], push_login.challenge_extras(ctx, challenge))
+    )
 
 
 @router.get("/{challenge_id}", response_model=ChallengeOut)
 async def read(
     challenge_id: uuid.UUID,
     ctx: Ctx,
-    wait: Annotated[int, Query(ge=0, le=MAX_WAIT_SECONDS, description="long-poll: seconds to wait for an outcome")] = 0,
+    wait: Annotated[
+        int,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="long-poll: seconds to wait for an outcome"),
+    ] = 0,
 ) -> ChallengeOut:
     """The outcome; with ``wait=N`` the answer comes as soon as the challenge leaves
     ``pending`` or after N seconds. A waiter holds no DB connection and no thread: it

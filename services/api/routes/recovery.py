@@ -30,7 +30,10 @@ class RecoveryOut(BaseModel):
     # No response_class here: it would also relabel the JSON error responses as text/plain.
     response_class=Response,
     responses={
-        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the file, offered once"},
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "the file, offered once",
+        },
         404: {"description": "no recovery token issued"},
         410: {"description": "already downloaded"},
     },

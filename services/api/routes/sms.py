@@ -25,14 +25,22 @@ challenge_router = APIRouter(prefix="/v1/challenges", tags=["challenges"],
 
 
 @enroll_router.post("/{token_id}/sms/resend", status_code=202, response_model=ResendOut)
-def resend_enrollment_code(user_id: UserId, token_id: uuid.UUID, ctx: Ctx, correlation: Correlation) -> ResendOut:
+def resend_enrollment_code(
+    user_id: UserId, token_id: uuid.UUID, ctx: Ctx, correlation: Correlation
+) -> ResendOut:
     token, row = resend.for_enrollment(ctx, user_id, token_id, correlation)
-    return ResendOut(message_id=row.id, phone=token.phone_masked,
-                     code_ttl_seconds=ctx.settings.sms_code_ttl_seconds)
+    return ResendOut(
+        message_id=row.id,
+        phone=token.phone_masked,
+        code_ttl_seconds=ctx.settings.sms_code_ttl_seconds,
+    )
 
 
 @challenge_router.post("/{challenge_id}/sms/resend", status_code=202, response_model=ResendOut)
 def resend_login_code(challenge_id: uuid.UUID, ctx: Ctx, correlation: Correlation) -> ResendOut:
     token, row = resend.for_challenge(ctx, challenge_id, correlation)
-    return ResendOut(message_id=row.id, phone=token.phone_masked,
-                     code_ttl_seconds=ctx.settings.sms_code_ttl_seconds)
+    return ResendOut(
+        message_id=row.id,
+        phone=token.phone_masked,
+        code_ttl_seconds=ctx.settings.sms_code_ttl_seconds,
+    )

@@ -11,11 +11,15 @@ from services.api.schemas import CodeIn, DeleteIn, EnrollIn, EnrollmentOut, Toke
 from services.core.factors.base import EnrollRequest
 from services.core.tokens import service
 
-router = APIRouter(prefix="/v1/users/{user_id}/tokens", tags=["tokens"], dependencies=[Depends(require("enroll"))])
+router = APIRouter(
+    prefix="/v1/users/{user_id}/tokens", tags=["tokens"], dependencies=[Depends(require("enroll"))]
+)
 
 
 @router.post("", status_code=201, response_model=EnrollmentOut)
-def start_enrollment(user_id: UserId, body: EnrollIn, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
+def start_enrollment(
+    user_id: UserId, body: EnrollIn, ctx: Ctx, correlation: Correlation
+) -> EnrollmentOut:
     req = EnrollRequest(type=body.type, description=body.description.strip(), phone=body.phone)
     result = service.start_enrollment(ctx, user_id, req, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token), details=result.details)
@@ -27,25 +31,33 @@ def overview(user_id: UserId, ctx: Ctx) -> TokenListOut:
 
 
 @router.post("/{token_id}/scanned", response_model=EnrollmentOut)
-def scanned(user_id: UserId, token_id: uuid.UUID, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
+def scanned(
+    user_id: UserId, token_id: uuid.UUID, ctx: Ctx, correlation: Correlation
+) -> EnrollmentOut:
     result = service.mark_scanned(ctx, user_id, token_id, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token))
 
 
 @router.post("/{token_id}/activate", response_model=EnrollmentOut)
-def activate(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
+def activate(
+    user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, correlation: Correlation
+) -> EnrollmentOut:
     result = service.activate(ctx, user_id, token_id, body.code, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token), details=result.details)
 
 
 @router.post("/{token_id}/confirm", response_model=EnrollmentOut)
-def confirm(user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, correlation: Correlation) -> EnrollmentOut:
+def confirm(
+    user_id: UserId, token_id: uuid.UUID, body: CodeIn, ctx: Ctx, correlation: Correlation
+) -> EnrollmentOut:
     result = service.confirm(ctx, user_id, token_id, body.code, correlation)
     return EnrollmentOut(token=TokenOut.of(result.token), details=result.details)
 
 
 @router.delete("/{token_id}", status_code=200, response_model=TokenOut)
-def delete(user_id: UserId, token_id: uuid.UUID, body: DeleteIn, ctx: Ctx, correlation: Correlation) -> TokenOut:
+def delete(
+    user_id: UserId, token_id: uuid.UUID, body: DeleteIn, ctx: Ctx, correlation: Correlation
+) -> TokenOut:
     """Needs a step-up passed for deleting this token (``step_up_id``) or ``code`` from
     any of the user's active code tokens (``verify_token_id`` names one); an enrollment
     not finished yet is cancelled without either. Answers the token as it

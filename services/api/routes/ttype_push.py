@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 
 from services.api.challenge_waiters import waiters
 from services.api.deps import context_of
-from services.core.plumbing.context import Context
 from services.core.factors.push import crypto, endpoint
 from services.core.factors.push.protocol import ProtocolError, envelope, error_envelope
+from services.core.plumbing.context import Context
 
 router = APIRouter(tags=["push app"])
 
@@ -37,10 +37,7 @@ def _fields(items: Any) -> dict[str, str]:
 
 def _run(ctx: Context, method: str, fields: dict[str, str]) -> JSONResponse:
     try:
-        if method == "GET":
-            reply = endpoint.poll(ctx, fields)
-        else:
-            reply = endpoint.handle_post(ctx, fields)
+        reply = endpoint.poll(ctx, fields) if method == "GET" else endpoint.handle_post(ctx, fields)
     except ProtocolError as err:
         return JSONResponse(error_envelope(err), status_code=err.status)
     for challenge_id in reply.changed:
@@ -58,7 +55,9 @@ async def _handle(request: Request, prefix: str | None) -> JSONResponse:
     else:
         ctype = request.headers.get("content-type", "")
         if "application/x-www-form-urlencoded" not in ctype and "multipart/form-data" not in ctype:
-            fields = _fields(request.query_params.multi_items())  # like privacyIDEA's request.values
+            fields = _fields(
+                request.query_params.multi_items()
+            )  # like privacyIDEA's request.values
         else:
             async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
                 fields = _fields(form.multi_items())

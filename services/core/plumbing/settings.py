@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     push_title: str = Field("twofa", min_length=1, max_length=128)
     push_question: str = Field("Do you want to confirm the login?", min_length=1, max_length=512)
     push_step_up_question: str = Field(
-        "Do you want to confirm this change to your security settings?", min_length=1, max_length=512
+        "Do you want to confirm this change to your security settings?",
+        min_length=1,
+        max_length=512,
     )
 
     # performance (see bench/): verified API keys are cached in each API process for
@@ -184,7 +186,9 @@ class Settings(BaseSettings):
             raise ValueError(f"TWOFA_PI_DEFAULT_AREA {self.pi_default_area!r} is not an area")
         for realm, area in self.pi_realm_areas.items():
             if area not in names:
-                raise ValueError(f"TWOFA_PI_REALMS maps {realm!r} to {area!r}, which is not an area")
+                raise ValueError(
+                    f"TWOFA_PI_REALMS maps {realm!r} to {area!r}, which is not an area"
+                )
         return self
 
     @property
@@ -207,6 +211,7 @@ class Settings(BaseSettings):
     @property
     def pi_cors_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.pi_cors_origins.split(",") if o.strip())
+
     @field_validator("sms_allowed_countries")
     @classmethod
     def _countries_are_codes(cls, value: str) -> str:
@@ -254,8 +259,14 @@ class Settings(BaseSettings):
     def _sms_provider_is_complete(self) -> Settings:
         # SMS: refuse at startup what would only fail at the first send.
         if self.sms_provider == "twilio":
-            missing = [n for n, v in (("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
-                                      ("TWILIO_AUTH_TOKEN", self.twilio_auth_token)) if not v]
+            missing = [
+                n
+                for n, v in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                )
+                if not v
+            ]
             if not (self.twilio_from_number or self.twilio_messaging_service_sid):
                 missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
             if missing:

@@ -11,14 +11,14 @@ import re
 import secrets
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from services.core.models import PiTransaction
+from services.core.plumbing.db import affected_rows
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import CursorResult
     from sqlalchemy.orm import Session
 
     from services.core.plumbing.uow import UnitOfWork
@@ -60,10 +60,11 @@ def transaction_of(session: Session, transaction_id: str) -> PiTransaction | Non
 
 def finalize(uow: UnitOfWork, transaction_id: str, now: datetime) -> bool:
     """Compare-and-set: the first finalize of a transaction wins, every later one loses."""
-    result = uow.session.execute(
+    won = affected_rows(
+        uow.session,
         update(PiTransaction)
         .where(PiTransaction.transaction_id == transaction_id, PiTransaction.finalized_at.is_(None))
         .values(finalized_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return cast("CursorResult[Any]", result).rowcount == 1
+    return won == 1

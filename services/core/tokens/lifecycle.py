@@ -85,7 +85,9 @@ def require_step_up(
             "a passed step-up or a valid code from one of your tokens is required",
             code="step_up_required",
         )
-    return check_any_token_code(ctx, uow, _verifiers(actives, verify_with, default), code, purpose=purpose)
+    return check_any_token_code(
+        ctx, uow, _verifiers(actives, verify_with, default), code, purpose=purpose
+    )
 
 
 def _has_locked(uow: UnitOfWork, user_id: str) -> bool:
@@ -95,7 +97,9 @@ def _has_locked(uow: UnitOfWork, user_id: str) -> bool:
     return found is not None
 
 
-def _verifiers(actives: list[Token], verify_with: uuid.UUID | None, default: Token | None) -> list[Token]:
+def _verifiers(
+    actives: list[Token], verify_with: uuid.UUID | None, default: Token | None
+) -> list[Token]:
     if verify_with is not None:
         for token in actives:
             if token.id == verify_with:
@@ -104,8 +108,10 @@ def _verifiers(actives: list[Token], verify_with: uuid.UUID | None, default: Tok
                 return [token]
         raise NotFound("no such active token for this user", code="token_not_found")
     # A code the user reads off an app before one that was sent; oldest first within each.
-    ordered = sorted((t for t in actives if factor_for(t.type).takes_codes),
-                     key=lambda t: not factor_for(t.type).code_ready)
+    ordered = sorted(
+        (t for t in actives if factor_for(t.type).takes_codes),
+        key=lambda t: not factor_for(t.type).code_ready,
+    )
     if default is not None and default in ordered:
         ordered.remove(default)
         ordered.insert(0, default)

@@ -56,7 +56,9 @@ def list_tokens(uow: UnitOfWork, user_id: str) -> list[Token]:
     )
 
 
-def start_enrollment(ctx: Context, user_id: str, req: EnrollRequest, correlation_id: str | None = None) -> StepResult:
+def start_enrollment(
+    ctx: Context, user_id: str, req: EnrollRequest, correlation_id: str | None = None
+) -> StepResult:
     with ctx.uow(correlation_id) as uow:
         if req.type not in factor_types():
             raise Unprocessable(f"unknown token type {req.type!r}", code="unknown_token_type")
@@ -106,11 +108,14 @@ def _enrolling(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID)
 def overview(ctx: Context, user_id: str) -> list[Token]:
     with ctx.uow() as uow:
         tokens = list_tokens(uow, user_id)
-        uow.session.expunge_all()  # kept as read: leaving the unit of work rolls back, which would expire them
+        # Kept as read: leaving the unit of work rolls back, which would expire them.
+        uow.session.expunge_all()
     return tokens
 
 
-def mark_scanned(ctx: Context, user_id: str, token_id: uuid.UUID, correlation_id: str | None = None) -> StepResult:
+def mark_scanned(
+    ctx: Context, user_id: str, token_id: uuid.UUID, correlation_id: str | None = None
+) -> StepResult:
     with ctx.uow(correlation_id) as uow:
         token = _enrolling(ctx, uow, user_id, token_id)
         if not factor_for(token.type).has_scan_step:
@@ -124,8 +129,9 @@ def mark_scanned(ctx: Context, user_id: str, token_id: uuid.UUID, correlation_id
     return StepResult(token, {})
 
 
-def activate(ctx: Context, user_id: str, token_id: uuid.UUID, code: str,
-             correlation_id: str | None = None) -> StepResult:
+def activate(
+    ctx: Context, user_id: str, token_id: uuid.UUID, code: str, correlation_id: str | None = None
+) -> StepResult:
     with ctx.uow(correlation_id) as uow:
         token = _enrolling(ctx, uow, user_id, token_id)
         factor = factor_for(token.type)
@@ -143,8 +149,9 @@ def activate(ctx: Context, user_id: str, token_id: uuid.UUID, code: str,
     return result
 
 
-def confirm(ctx: Context, user_id: str, token_id: uuid.UUID, code: str,
-            correlation_id: str | None = None) -> StepResult:
+def confirm(
+    ctx: Context, user_id: str, token_id: uuid.UUID, code: str, correlation_id: str | None = None
+) -> StepResult:
     with ctx.uow(correlation_id) as uow:
         token = _enrolling(ctx, uow, user_id, token_id)
         if token.state != TokenState.UNCONFIRMED:
@@ -182,10 +189,19 @@ def delete_token(
         token = get_token(uow, user_id, token_id)
         if token.state not in TokenState.ENROLLING:
             lifecycle.require_step_up(
-                ctx, uow, user_id, code, verify_with, purpose="delete",
-                action=("delete_token", str(token.id)), step_up_id=step_up_id, default=token,
+                ctx,
+                uow,
+                user_id,
+                code,
+                verify_with,
+                purpose="delete",
+                action=("delete_token", str(token.id)),
+                step_up_id=step_up_id,
+                default=token,
             )
         uow.session.delete(token)
-        uow.emit(TokenDeleted(token_id=token.id, token_type=token.type, reason="user"), user_id=user_id)
+        uow.emit(
+            TokenDeleted(token_id=token.id, token_type=token.type, reason="user"), user_id=user_id
+        )
         uow.commit()
     return token

@@ -25,6 +25,7 @@ from sqlalchemy import func, or_, select, update
 from services.core.models import AuditCheckpoint, AuditEntry, SubscriptionState, WebhookSubscription
 from services.core.plumbing.clock import as_utc
 from services.core.plumbing.context import Context
+from services.core.plumbing.db import affected_rows
 from services.core.webhooks import payloads, signing
 from services.core.webhooks.poster import Poster
 from shared.events.webhook import WebhookDisabled
@@ -96,7 +97,8 @@ def deliver(
 def _claim(ctx: Context, subscription_id: uuid.UUID, now: datetime) -> bool:
     sub = WebhookSubscription
     with ctx.sessions.begin() as session:
-        claimed = session.execute(
+        claimed = affected_rows(
+            session,
             update(sub)
             .where(
                 sub.id == subscription_id,
@@ -106,7 +108,7 @@ def _claim(ctx: Context, subscription_id: uuid.UUID, now: datetime) -> bool:
             )
             .values(leased_until=now + timedelta(seconds=LEASE_SECONDS))
         )
-        return bool(claimed.rowcount)  # type: ignore[attr-defined]
+        return claimed == 1
 
 
 def _walk(
@@ -193,12 +195,13 @@ def _advance(
             delivered=sub.delivered + 1,
         )
     with ctx.sessions.begin() as session:
-        moved = session.execute(
+        moved = affected_rows(
+            session,
             update(sub)
             .where(sub.id == subscription_id, sub.state == SubscriptionState.ACTIVE)
-            .values(values)
+            .values(values),
         )
-        return bool(moved.rowcount)  # type: ignore[attr-defined]
+        return moved == 1
 
 
 def _failed(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
+
+from celery import Task
 
 from sqlalchemy.exc import DBAPIError
 
@@ -15,13 +18,17 @@ from shared.registry import ContractError, parse_event
 log = logging.getLogger(__name__)
 
 
-RETRY = dict(
-    autoretry_for=(DBAPIError,),
-    retry_backoff=0.5,
-    retry_backoff_max=10,
-    retry_jitter=True,
-    max_retries=20,
-)
+def _audit_task(name: str) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
+    """A short database outage is waited out: the chain must not miss an event."""
+    return app.task(
+        name=name,
+        autoretry_for=(DBAPIError,),
+        retry_backoff=True,
+        retry_backoff_max=10,
+        retry_jitter=True,
+        max_retries=20,
+        **TASK_OPTIONS,
+    )
 
 
 def _valid(envelope: Any) -> bool:
@@ -33,13 +40,13 @@ def _valid(envelope: Any) -> bool:
     return True
 
 
-@app.task(name=AUDIT_APPEND.task, **RETRY, **TASK_OPTIONS)  # type: ignore[call-overload]
+@_audit_task(AUDIT_APPEND.task)
 def append(envelope: dict[str, Any]) -> None:
     if _valid(envelope):
         service.record_in(context(), envelope)
 
 
-@app.task(name=AUDIT_APPEND_MANY.task, **RETRY, **TASK_OPTIONS)  # type: ignore[call-overload]
+@_audit_task(AUDIT_APPEND_MANY.task)
 def append_many(envelopes: list[dict[str, Any]]) -> None:
     """A publisher's batch, appended in one transaction; a broken event is refused alone."""
     if not isinstance(envelopes, list):

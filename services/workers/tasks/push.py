@@ -11,12 +11,9 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from services.core.factors.push import delivery
-from services.core.factors.push.sender import (
-    PushSender,
-    TransientProviderError,
-    sender_from_settings,
-)
+from services.core.factors.push.sender import PushSender, sender_from_settings
 from services.core.plumbing.messaging.routes import PUSH_SEND
+from services.core.plumbing.providers.errors import TransientProviderError
 from services.core.plumbing.providers.retry import retry_countdown
 from services.core.plumbing.settings import Settings
 from services.workers.app import TASK_OPTIONS, app, context
@@ -50,4 +47,6 @@ def send(self: Any, envelope: dict[str, Any]) -> str:
         if self.request.retries >= MAX_RETRIES:
             delivery.give_up(context(), env.event_id, cmd, exc.reason)
             return "gave_up"
-        raise self.retry(exc=exc, countdown=countdown(context().settings, self.request.retries, exc.retry_after))
+        raise self.retry(
+            exc=exc, countdown=countdown(context().settings, self.request.retries, exc.retry_after)
+        ) from None

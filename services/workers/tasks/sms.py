@@ -61,7 +61,7 @@ def backoff(settings: Settings, retries: int, hint: int | None = None) -> float:
 
 
 @app.task(bind=True, name=SMS_SEND.task, max_retries=None, **TASK_OPTIONS)
-def send(self: Task, envelope: dict[str, Any]) -> str:
+def send(self: Task[Any, Any], envelope: dict[str, Any]) -> str:
     env, cmd = parse_event(envelope)
     if not isinstance(cmd, SmsRequested) or env.user_id is None:
         raise ContractError(f"{env.type} is not an SMS command")
@@ -70,4 +70,6 @@ def send(self: Task, envelope: dict[str, Any]) -> str:
     try:
         return deliver(ctx, sender(), cmd, env.user_id, last_attempt=last, ledger=ledger())
     except TransientProviderError as exc:
-        raise self.retry(exc=exc, countdown=backoff(ctx.settings, retries, exc.retry_after)) from None
+        raise self.retry(
+            exc=exc, countdown=backoff(ctx.settings, retries, exc.retry_after)
+        ) from None

@@ -78,7 +78,9 @@ def _push_token(session: Session, serial: str) -> tuple[Token, PushToken, rsa.RS
     return token, push_token, crypto.parse_app_public_key(push_token.app_public_key)
 
 
-def _open_challenges(session: Session, token: Token, now: datetime) -> list[tuple[PushChallenge, Challenge]]:
+def _open_challenges(
+    session: Session, token: Token, now: datetime
+) -> list[tuple[PushChallenge, Challenge]]:
     rows = session.execute(
         select(PushChallenge, Challenge)
         .join(Challenge, Challenge.id == PushChallenge.challenge_id)
@@ -106,8 +108,13 @@ def answer(ctx: Context, form: dict[str, str]) -> Reply:
             return Reply(False)
         token, _, app_key = found
         for pc, challenge in _open_challenges(uow.session, token, now):
-            parts = [pc.nonce, serial, *(["decline"] if decline else []),
-                     *([reason] if reason else []), *([presence] if presence else [])]
+            parts = [
+                pc.nonce,
+                serial,
+                *(["decline"] if decline else []),
+                *([reason] if reason else []),
+                *([presence] if presence else []),
+            ]
             if not crypto.verify_b32(app_key, "|".join(parts), signature):
                 continue
             if decline:
@@ -137,8 +144,11 @@ def _block_user(ctx: Context, uow: UnitOfWork, token: Token, challenge: Challeng
     until = ctx.clock.now() + timedelta(seconds=ctx.settings.push_fraud_block_seconds)
     block = uow.session.get(PushBlock, challenge.user_id)
     if block is None:
-        uow.session.add(PushBlock(user_id=challenge.user_id, blocked_until=until,
-                                  challenge_id=challenge.id, reports=1))
+        uow.session.add(
+            PushBlock(
+                user_id=challenge.user_id, blocked_until=until, challenge_id=challenge.id, reports=1
+            )
+        )
     else:
         block.blocked_until, block.challenge_id = until, challenge.id
         block.reports += 1
@@ -170,8 +180,12 @@ def poll(ctx: Context, params: dict[str, str]) -> Reply:
             raise BAD_SIGNATURE
         token, push_token, _ = found
         key = server_key(ctx.keyring, push_token)
-        return Reply([challenge_data(key, pc, serial, url)
-                      for pc, _ in _open_challenges(session, token, ctx.clock.now())])
+        return Reply(
+            [
+                challenge_data(key, pc, serial, url)
+                for pc, _ in _open_challenges(session, token, ctx.clock.now())
+            ]
+        )
 
 
 def update_firebase_token(ctx: Context, form: dict[str, str]) -> Reply:
@@ -182,8 +196,9 @@ def update_firebase_token(ctx: Context, form: dict[str, str]) -> Reply:
     _check_time(ctx, timestamp, FIREBASE_UPDATE_WINDOW)
     with ctx.uow() as uow:
         found = _push_token(uow.session, serial)
-        if found is None or not crypto.verify_b32(found[2], f"{new}|{serial}|{timestamp}",
-                                                  form["signature"]):
+        if found is None or not crypto.verify_b32(
+            found[2], f"{new}|{serial}|{timestamp}", form["signature"]
+        ):
             raise BAD_SIGNATURE
         _, push_token, _ = found
         poll_only = new == NO_FIREBASE_TOKEN

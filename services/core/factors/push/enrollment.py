@@ -13,10 +13,11 @@ from urllib.parse import quote
 
 from sqlalchemy import select, update
 
-from services.core.plumbing.clock import as_utc
-from services.core.models import PushToken, Token, TokenState
 from services.core.factors.push import crypto
 from services.core.factors.push.protocol import ProtocolError
+from services.core.models import PushToken, Token, TokenState
+from services.core.plumbing.clock import as_utc
+from services.core.plumbing.db import affected_rows
 from services.core.tokens.service import make_active
 
 if TYPE_CHECKING:
@@ -71,7 +72,9 @@ def finish_enrollment(ctx: Context, form: dict[str, str]) -> Step2Result:
         raise ProtocolError(400, 905, f"ERR905: {exc}", "invalid_public_key") from exc
     with ctx.uow() as uow:
         now = ctx.clock.now()
-        token = uow.session.scalar(select(Token).where(Token.serial == serial, Token.type == "push"))
+        token = uow.session.scalar(
+            select(Token).where(Token.serial == serial, Token.type == "push")
+        )
         if token is None or token.state != TokenState.CLIENTWAIT:
             raise NOT_IN_CLIENTWAIT
         if token.enrollment_expires_at is not None and as_utc(token.enrollment_expires_at) <= now:
@@ -83,12 +86,13 @@ def finish_enrollment(ctx: Context, form: dict[str, str]) -> Step2Result:
         if not ctx.keyring.mac_matches(form.get("enrollment_credential", ""), stored):
             raise BAD_CREDENTIAL
         # Compare-and-set: of two concurrent step 2s with the right credential, one wins.
-        won = uow.session.execute(
+        won = affected_rows(
+            uow.session,
             update(PushToken)
             .where(PushToken.token_id == token.id, PushToken.credential_hash == stored)
             .values(credential_hash=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
         if won != 1:
             raise NOT_IN_CLIENTWAIT
         server_key = crypto.generate_server_key(ctx.settings.push_server_key_bits)
@@ -102,4 +106,6 @@ def finish_enrollment(ctx: Context, form: dict[str, str]) -> Step2Result:
         push_token.registered_at = now
         make_active(ctx, uow, token)
         uow.commit()
-        return Step2Result(serial=serial, public_key=crypto.pkcs1_b64_lines(server_key.public_key()))
+        return Step2Result(
+            serial=serial, public_key=crypto.pkcs1_b64_lines(server_key.public_key())
+        )

@@ -87,7 +87,9 @@ def check_fatigue(ctx: Context, uow: UnitOfWork, user_id: str, challenge_id: Any
         )
 
 
-def start_push(ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: ChallengeRef) -> SelectResult:
+def start_push(
+    ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: ChallengeRef
+) -> SelectResult:
     """Create the push challenge and emit ``push.requested``; the challenge now expires with
     the push's answer window."""
     s, now = ctx.settings, ctx.clock.now()
@@ -117,8 +119,10 @@ def start_push(ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: C
         PushRequested(challenge_id=challenge.id, token_id=token.id, serial=token.serial),
         user_id=token.user_id,
     )
-    return SelectResult({"presence_answer": answer} if answer else {},
-                        expires_at=now + timedelta(seconds=s.push_ttl_seconds))
+    return SelectResult(
+        {"presence_answer": answer} if answer else {},
+        expires_at=now + timedelta(seconds=s.push_ttl_seconds),
+    )
 
 
 def challenge_extras(ctx: Context, challenge: Challenge) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from collections import OrderedDict
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.core.plumbing.crypto import Keyring
-from services.core.models import PushChallenge, PushToken
 from services.core.factors.push import crypto
+from services.core.models import PushChallenge, PushToken
+from services.core.plumbing.crypto import Keyring
 
 _CACHE_SIZE = 1024
 _keys: OrderedDict[str, rsa.RSAPrivateKey] = OrderedDict()

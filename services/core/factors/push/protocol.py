@@ -52,4 +52,6 @@ MISSING = ProtocolError(400, 905, "ERR905: Missing parameters!", "missing_parame
 
 def bad_timestamp(raw: str) -> ProtocolError:
     shown = "".join(ch for ch in raw[:40] if ch.isprintable())
-    return ProtocolError(400, 10, f"ERR10: Timestamp {shown} not in valid range.", "invalid_timestamp")
+    return ProtocolError(
+        400, 10, f"ERR10: Timestamp {shown} not in valid range.", "invalid_timestamp"
+    )

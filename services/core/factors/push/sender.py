@@ -31,12 +31,12 @@ from pyfcm.errors import (
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from services.core.plumbing.settings import Settings
 from services.core.plumbing.providers.errors import (  # noqa: F401  (re-exported)
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
 )
+from services.core.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def fcm_envelope(message: PushMessage, now: float) -> dict[str, Any]:
     }
 
 
-class _BoundedFCM(FCMNotification):
+class _BoundedFCM(FCMNotification):  # type: ignore[misc]  # pyfcm is untyped
     """pyfcm with a configurable endpoint and no unbounded waits inside ``notify()``."""
 
     FCM_END_POINT_BASE = "https://fcm.googleapis.com/v1/projects"
@@ -97,7 +97,9 @@ class _BoundedFCM(FCMNotification):
         return str(self.credentials.token)
 
     def send_request(self, payload: Any = None, timeout: Any = None) -> requests.Response:
-        response = self.requests_session.post(self.fcm_end_point, data=payload, timeout=timeout)
+        response: requests.Response = self.requests_session.post(
+            self.fcm_end_point, data=payload, timeout=timeout
+        )
         if response.status_code == 401 and self._is_access_token_expired(response):
             self.thread_local.token_expiry = 0  # one fresh token, one resend: no loop
             response = self.requests_session.post(self.fcm_end_point, data=payload, timeout=timeout)
@@ -115,7 +117,7 @@ class _BoundedFCM(FCMNotification):
 class _TimedRequest(google.auth.transport.requests.Request):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["timeout"] = min(kwargs.get("timeout") or FCM_TIMEOUT_SECONDS, FCM_TIMEOUT_SECONDS)
-        return super().__call__(*args, **kwargs)
+        return super().__call__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
 def _retry_after(value: str | None) -> int | None:
@@ -193,7 +195,8 @@ class ConsolePushSender:
         with self._lock:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             with self._path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"ttl_seconds": message.ttl_seconds, "data": message.data}) + "\n")
+                line = {"ttl_seconds": message.ttl_seconds, "data": message.data}
+                fh.write(json.dumps(line) + "\n")
             self._count += 1
             return f"console/{self._count}"
 

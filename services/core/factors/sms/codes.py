@@ -112,7 +112,9 @@ _LATEST = (
     .order_by(S.created_at.desc())
     .limit(1)
 )
-_COUNT_WRONG = update(SmsCode.__table__).where(S.id == bindparam("b_code")).values(attempts=S.attempts + 1)
+_COUNT_WRONG = (
+    update(SmsCode.__table__).where(S.id == bindparam("b_code")).values(attempts=S.attempts + 1)
+)
 # Compare-and-set: of two requests with the same code, exactly one wins.
 _USE = (
     update(SmsCode.__table__)
@@ -140,8 +142,13 @@ def check(ctx: Context, conn: Connection, token_id: uuid.UUID, code: str, now: d
 def purge_expired(ctx: Context, limit: int = 1000) -> int:
     """Delete pending codes past their expiry (the expiry sweep); returns how many."""
     with ctx.sessions.begin() as session:
-        ids = list(session.scalars(select(SmsPendingCode.message_id).where(
-            SmsPendingCode.expires_at <= ctx.clock.now()).limit(limit)))
+        ids = list(
+            session.scalars(
+                select(SmsPendingCode.message_id)
+                .where(SmsPendingCode.expires_at <= ctx.clock.now())
+                .limit(limit)
+            )
+        )
         if ids:
             session.execute(delete(SmsPendingCode).where(SmsPendingCode.message_id.in_(ids)))
     return len(ids)

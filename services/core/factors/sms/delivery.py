@@ -10,8 +10,9 @@ compare-and-set steps, each committed on its own:
    error or a transient one on the last attempt. Other transient errors release the claim
    (``claimed_at`` cleared) and are re-raised for the task to retry with back-off.
 
-In a worker, steps 1 and 3 of many messages share transactions (``services.core.factors.sms.ledger``):
-a claim is still committed before its send and a record after it, only not alone.
+In a worker, steps 1 and 3 of many messages share transactions
+(``services.core.factors.sms.ledger``): a claim is still committed before its send and a record
+after it, only not alone.
 
 A redelivered message (worker killed, visibility timeout, replay) finds the record:
 ``sent``/``delivered``/``failed``/``unknown`` → nothing is sent again; ``sending`` with a
@@ -38,6 +39,7 @@ from services.core.challenges import service as challenges
 from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
 from services.core.factors.sms.sender import SmsSender
 from services.core.models import DeliveryState, SmsDelivery
+from services.core.plumbing.db import affected_rows
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
 from shared.events.sms import SmsFailed, SmsRequested
 
@@ -52,7 +54,9 @@ CALLBACK_PATH = "/v1/callbacks/twilio"
 
 def message_body(ctx: Context, code: str) -> str:
     minutes = max(1, ctx.settings.sms_code_ttl_seconds // 60)
-    return f"{code} is your {ctx.settings.issuer} code. It expires in {minutes} min. Never share it."
+    return (
+        f"{code} is your {ctx.settings.issuer} code. It expires in {minutes} min. Never share it."
+    )
 
 
 def status_callback_url(ctx: Context, message_id: uuid.UUID) -> str | None:
@@ -62,7 +66,12 @@ def status_callback_url(ctx: Context, message_id: uuid.UUID) -> str | None:
 
 
 def deliver(
-    ctx: Context, sender: SmsSender, cmd: SmsRequested, user_id: str, *, last_attempt: bool,
+    ctx: Context,
+    sender: SmsSender,
+    cmd: SmsRequested,
+    user_id: str,
+    *,
+    last_attempt: bool,
     ledger: Ledger,
 ) -> Outcome:
     """Send ``cmd`` unless its record says it is done; see the module docstring.
@@ -77,8 +86,16 @@ def deliver(
             return "duplicate"  # the live claimant records the outcome
         raise TransientProviderError("another worker is sending this message")
     if claim.verdict == "lost":
-        _finish(ctx, cmd, user_id, DeliveryState.UNKNOWN, sender.name, reason="outcome_unknown",
-                permanent=True, undeliverable=False)
+        _finish(
+            ctx,
+            cmd,
+            user_id,
+            DeliveryState.UNKNOWN,
+            sender.name,
+            reason="outcome_unknown",
+            permanent=True,
+            undeliverable=False,
+        )
         return "unknown"
     if not claim.phone_enc:
         _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="token_deleted")
@@ -93,14 +110,28 @@ def deliver(
             status_callback=status_callback_url(ctx, cmd.message_id),
         )
     except PermanentProviderError as exc:
-        _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason=exc.message,
-                error_code=exc.code)
+        _finish(
+            ctx,
+            cmd,
+            user_id,
+            DeliveryState.FAILED,
+            sender.name,
+            reason=exc.message,
+            error_code=exc.code,
+        )
         return "failed"
     except TransientProviderError as exc:
         if last_attempt:
-            _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name,
-                    reason=f"retries exhausted: {exc.message}", error_code=exc.code,
-                    permanent=False)
+            _finish(
+                ctx,
+                cmd,
+                user_id,
+                DeliveryState.FAILED,
+                sender.name,
+                reason=f"retries exhausted: {exc.message}",
+                error_code=exc.code,
+                permanent=False,
+            )
             return "failed"
         _release(ctx, cmd.message_id)
         raise
@@ -132,19 +163,35 @@ def _finish(
 ) -> None:
     """Record a final failure (or an unknown outcome) with its ``sms.failed``, once."""
     with ctx.uow() as uow:
-        won = uow.session.execute(
+        won = affected_rows(
+            uow.session,
             update(SmsDelivery)
-            .where(SmsDelivery.message_id == cmd.message_id,
-                   SmsDelivery.state == DeliveryState.SENDING)
-            .values(state=state, provider=provider, error_code=error_code, reason=reason[:200],
-                    claimed_at=None, updated_at=ctx.clock.now())
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .where(
+                SmsDelivery.message_id == cmd.message_id, SmsDelivery.state == DeliveryState.SENDING
+            )
+            .values(
+                state=state,
+                provider=provider,
+                error_code=error_code,
+                reason=reason[:200],
+                claimed_at=None,
+                updated_at=ctx.clock.now(),
+            )
+            .execution_options(synchronize_session=False),
+        )
         if won == 1:
             log.warning("SMS %s %s: %s", cmd.message_id, state, reason)
-            uow.emit(SmsFailed(message_id=cmd.message_id, token_id=cmd.token_id, provider=provider,
-                               reason=reason[:200], error_code=error_code, permanent=permanent),
-                     user_id=user_id)
+            uow.emit(
+                SmsFailed(
+                    message_id=cmd.message_id,
+                    token_id=cmd.token_id,
+                    provider=provider,
+                    reason=reason[:200],
+                    error_code=error_code,
+                    permanent=permanent,
+                ),
+                user_id=user_id,
+            )
             if undeliverable and cmd.challenge_id is not None:
                 challenges.mark_undeliverable(ctx, uow, cmd.challenge_id, cmd.token_id)
         uow.commit()

@@ -146,7 +146,7 @@ def record_sent_many(ctx: Context, records: Sequence[SentRecord]) -> list[bool]:
             still_open.discard(record.cmd.message_id)  # twice in one batch: record it once
         params = [
             {"mid": r.cmd.message_id, "b_provider": r.provider, "b_sid": r.provider_message_id}
-            for r, w in zip(records, won) if w
+            for r, w in zip(records, won, strict=True) if w
         ]
         if params:
             conn.execute(
@@ -157,7 +157,7 @@ def record_sent_many(ctx: Context, records: Sequence[SentRecord]) -> list[bool]:
                         provider_message_id=bindparam("b_sid"), claimed_at=None, updated_at=now),
                 params,
             )
-        for r, w in zip(records, won):
+        for r, w in zip(records, won, strict=True):
             if w:
                 uow.emit(SmsSent(message_id=r.cmd.message_id, token_id=r.cmd.token_id,
                                  provider=r.provider, provider_message_id=r.provider_message_id,

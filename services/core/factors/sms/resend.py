@@ -29,7 +29,9 @@ def for_enrollment(ctx: Context, user_id: str, token_id: uuid.UUID,
     return sent
 
 
-def _for_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID) -> tuple[Token, SmsCode]:
+def _for_enrollment(
+    ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.UUID
+) -> tuple[Token, SmsCode]:
     token = get_token(uow, user_id, token_id)
     if token.type != "sms" or token.state != TokenState.PENDING:
         raise Conflict("only an SMS token being enrolled can get its code again")
@@ -39,7 +41,9 @@ def _for_enrollment(ctx: Context, uow: UnitOfWork, user_id: str, token_id: uuid.
     return token, codes.issue(ctx, uow, token, "enrollment")
 
 
-def for_challenge(ctx: Context, challenge_id: uuid.UUID, correlation_id: str | None = None) -> tuple[Token, SmsCode]:
+def for_challenge(
+    ctx: Context, challenge_id: uuid.UUID, correlation_id: str | None = None
+) -> tuple[Token, SmsCode]:
     with ctx.uow(correlation_id) as uow:
         sent = _for_challenge(ctx, uow, challenge_id)
         uow.commit()

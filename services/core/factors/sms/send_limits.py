@@ -21,6 +21,8 @@ from services.core.models import SmsCode
 from services.core.plumbing.clock import as_utc
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import InstrumentedAttribute
+
     from services.core.factors.base import TokenSnapshot
     from services.core.models import Token
     from services.core.plumbing.context import Context
@@ -30,10 +32,10 @@ DAY = 86400
 HOUR = 3600
 
 
-def _window(uow: UnitOfWork, column: object, value: str, since: datetime,
+def _window(uow: UnitOfWork, column: InstrumentedAttribute[str], value: str, since: datetime,
             *, outstanding_only: bool = False) -> tuple[int, datetime | None]:
     query = select(func.count(), func.min(SmsCode.created_at)).where(
-        column == value, SmsCode.created_at > since  # type: ignore[operator]
+        column == value, SmsCode.created_at > since
     )
     if outstanding_only:
         query = query.where(SmsCode.used_at.is_(None))
@@ -61,13 +63,23 @@ def ensure_send_allowed(
     for column, value in ((SmsCode.phone_hash, phone_hash), (SmsCode.user_id, user_id)):
         if s.sms_resend_interval_seconds:
             # A code already used is answered: the next one is a new code, not a re-send.
-            recent, first = _window(uow, column, value, now - timedelta(seconds=s.sms_resend_interval_seconds),
-                                    outstanding_only=True)
+            recent, first = _window(
+                uow,
+                column,
+                value,
+                now - timedelta(seconds=s.sms_resend_interval_seconds),
+                outstanding_only=True,
+            )
             if recent:
-                raise Throttled("an SMS was sent moments ago; wait before asking again",
-                                retry_after=_retry_after(first, s.sms_resend_interval_seconds, now),
-                                code="sms_throttled")
+                raise Throttled(
+                    "an SMS was sent moments ago; wait before asking again",
+                    retry_after=_retry_after(first, s.sms_resend_interval_seconds, now),
+                    code="sms_throttled",
+                )
         hourly, first = _window(uow, column, value, now - timedelta(seconds=HOUR))
         if hourly >= s.sms_max_per_hour:
-            raise Throttled("too many SMS in the last hour",
-                            retry_after=_retry_after(first, HOUR, now), code="sms_throttled")
+            raise Throttled(
+                "too many SMS in the last hour",
+                retry_after=_retry_after(first, HOUR, now),
+                code="sms_throttled",
+            )

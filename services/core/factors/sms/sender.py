@@ -17,9 +17,9 @@ import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.rest import Client
 
+from services.core.factors.sms.twilio_http import make_http_client
 from services.core.plumbing.providers.aio import LoopThread
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
-from services.core.factors.sms.twilio_http import make_http_client
 from services.core.plumbing.settings import Settings
 from shared.types import mask_phone
 

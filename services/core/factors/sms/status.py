@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from services.core.challenges import service as challenges
 from services.core.models import DeliveryState, SmsDelivery
+from services.core.plumbing.db import affected_rows
 from shared.events.sms import SmsDelivered, SmsFailed
 
 if TYPE_CHECKING:
@@ -56,14 +57,15 @@ def _apply_status(ctx: Context, uow: UnitOfWork, sid: str, status: str, error_co
         log.info("status callback for an unknown message: ignored")
         return "unknown_message"
     target = DeliveryState.DELIVERED if status in DELIVERED else DeliveryState.FAILED
-    won = uow.session.execute(
+    won = affected_rows(
+        uow.session,
         update(SmsDelivery)
         .where(SmsDelivery.message_id == row.message_id,
                SmsDelivery.state.in_((DeliveryState.SENT, DeliveryState.UNKNOWN)))
         .values(state=target, provider_message_id=sid, error_code=error_code,
                 updated_at=ctx.clock.now())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if won != 1:
         return "unchanged"
     if target == DeliveryState.DELIVERED:

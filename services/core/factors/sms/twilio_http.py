@@ -29,7 +29,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
 
-class BoundedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
+class BoundedAsyncTwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # untyped SDK
     def __init__(self, session: ClientSession, timeout: float, proxy: str | None) -> None:
         super().__init__(pool_connections=False, timeout=timeout)
         self.session = session
@@ -78,8 +78,11 @@ def _ssl_context() -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
 
 
-async def make_http_client(api_url: str, timeout: float, pool_size: int) -> BoundedAsyncTwilioHttpClient:
+async def make_http_client(
+    api_url: str, timeout: float, pool_size: int
+) -> BoundedAsyncTwilioHttpClient:
     """Call inside the loop that will run the requests (aiohttp binds the session to it)."""
-    session = ClientSession(connector=TCPConnector(limit=pool_size, ssl=_ssl_context()),
-                            trust_env=False)
+    session = ClientSession(
+        connector=TCPConnector(limit=pool_size, ssl=_ssl_context()), trust_env=False
+    )
     return BoundedAsyncTwilioHttpClient(session, timeout, _proxy_for(api_url))

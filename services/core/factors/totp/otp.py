@@ -82,7 +82,10 @@ def match_step(
     for step in range(centre - window, centre + window + 1):
         if after_step is not None and step <= after_step:
             continue
-        if hmac.compare_digest(code_at_step(secret, step, params).encode(), code.encode()) and found is None:
+        if (
+            hmac.compare_digest(code_at_step(secret, step, params).encode(), code.encode())
+            and found is None
+        ):
             found = step
     return found
 
@@ -90,4 +93,6 @@ def match_step(
 def _digest(params: TotpParams):  # type: ignore[no-untyped-def]
     import hashlib
 
-    return {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}[params.algorithm]
+    return {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}[
+        params.algorithm
+    ]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.core.challenges.step_up import CONTACT_TARGET
 from services.core.factors.base import factor_for
 from services.core.models import Token
 from services.core.plumbing.clock import as_utc
@@ -52,21 +53,27 @@ class DeleteIn(StepUpProof):
 
 
 class StepUpIn(Strict):
-    purpose: Literal["delete_token", "set_area"]
+    """``delete_token`` takes ``token_id``, ``set_area`` takes ``area``, ``set_contact``
+    neither (its target is the contact address, ``email``)."""
+
+    purpose: Literal["delete_token", "set_area", "set_contact"]
     token_id: uuid.UUID | None = None
     area: str | None = Field(None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _target_fits_purpose(self) -> StepUpIn:
-        wanted = "token_id" if self.purpose == "delete_token" else "area"
+        wanted = {"delete_token": {"token_id"}, "set_area": {"area"}}.get(self.purpose, set())
         given = {name for name in ("token_id", "area") if getattr(self, name) is not None}
-        if given != {wanted}:
-            raise ValueError(f"a {self.purpose} step-up takes {wanted} (only)")
+        if given != wanted:
+            takes = " ".join(sorted(wanted)) or "no token_id or area"
+            raise ValueError(f"a {self.purpose} step-up takes {takes} (only)")
         return self
 
     @property
     def target(self) -> str:
-        return str(self.token_id) if self.purpose == "delete_token" else str(self.area)
+        if self.purpose == "delete_token":
+            return str(self.token_id)
+        return str(self.area) if self.purpose == "set_area" else CONTACT_TARGET
 
 
 class TokenOut(BaseModel):

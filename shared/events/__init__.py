@@ -16,7 +16,7 @@ from shared.events.challenge import (
     ChallengeVerified,
     FactorRef,
 )
-from shared.events.challenge_v1 import ChallengeCreatedV1
+from shared.events.challenge_superseded import ChallengeCreatedV1, ChallengeCreatedV2
 from shared.events.enrollment import (
     EnrollmentActivated,
     EnrollmentConfirmed,
@@ -44,6 +44,7 @@ __all__ = [
     "ChallengeApproved",
     "ChallengeCreated",
     "ChallengeCreatedV1",
+    "ChallengeCreatedV2",
     "ChallengeDeclined",
     "ChallengeExpired",
     "ChallengeFactorSelected",

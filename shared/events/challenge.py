@@ -29,7 +29,7 @@ class FactorRef(ContractModel):
     token_type: TokenType
 
 
-ChallengePurpose = Literal["login", "delete_token", "set_area"]
+ChallengePurpose = Literal["login", "delete_token", "set_area", "set_contact"]
 """What a challenge's success allows: a login to ``area``, or one step-up action."""
 
 
@@ -38,12 +38,13 @@ class ChallengeCreated(EventData):
     """A challenge was opened; ``factors`` are the tokens that may answer it.
 
     ``purpose`` is ``login`` for a login to ``area``; a step-up names the one action its
-    success allows, with ``target`` the token id (``delete_token``) or the area name
-    (``set_area``); a step-up's ``area`` is ``step_up``.
+    success allows, with ``target`` the token id (``delete_token``), the area name
+    (``set_area``) or the contact channel, ``email`` (``set_contact``); a step-up's ``area``
+    is ``step_up``.
     """
 
     TYPE = "challenge.created"
-    VERSION = 2
+    VERSION = 3
 
     challenge_id: UUID
     area: AreaName
@@ -55,6 +56,11 @@ class ChallengeCreated(EventData):
 @upcaster("challenge.created", 1)
 def _created_v1_was_a_login(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "purpose": "login", "target": None}
+
+
+@upcaster("challenge.created", 2)
+def _created_v2_is_a_subset(data: dict[str, Any]) -> dict[str, Any]:
+    return data
 
 
 @event

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
@@ -47,3 +49,23 @@ def sent_sms_code(ctx: Any, command: dict[str, Any]) -> str:
         row = session.get(SmsPendingCode, uuid.UUID(command["data"]["message_id"]))
         assert row is not None, "the code was used or has expired"
         return str(ctx.keyring.decrypt(row.code_enc))
+
+
+R = TypeVar("R")
+
+
+def in_threads(n: int, work: Callable[[int], R]) -> list[R]:
+    """``work(0..n-1)`` in n threads released together by a barrier, so the calls race."""
+    barrier = threading.Barrier(n)
+    results: dict[int, R] = {}
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [results[i] for i in range(n)]

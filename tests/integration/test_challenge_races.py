@@ -9,7 +9,6 @@ write lock serialises them at some interleaving) and the outcome must not depend
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,7 @@ from services.core.plumbing.messaging.publisher import RecordingPublisher
 from services.core.plumbing.settings import Settings
 from shared.types import mask_phone
 from tests.conftest import make_settings
-from tests.integration.helpers import active_totp, totp_code
+from tests.integration.helpers import active_totp, in_threads, totp_code
 
 PHONE = "+4915112345678"
 WRONG = "000000"
@@ -105,20 +104,6 @@ def login(request: pytest.FixtureRequest, ctx: Context, api: Any, enroll_headers
           challenge_headers: dict[str, str], clock: Any, publisher: RecordingPublisher) -> Login:
     return Login(ctx, api, enroll_headers, challenge_headers, clock, publisher, request.param)
 
-
-def in_threads(n: int, work: Callable[[int], str]) -> list[str]:
-    barrier, results = threading.Barrier(n), [""] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = work(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def verify_codes(login: Login, cid: uuid.UUID) -> Callable[[int], str]:

@@ -1,30 +1,28 @@
 """A user's contact address for security notifications (scope ``enroll``: the portal or
 a login service, acting for the user).
 
-``PUT`` needs a fresh code from one of the user's active factors (like every other
-change to their security settings): 403 ``step_up_required`` without one. A malformed
+``PUT`` needs a passed ``set_contact`` step-up (``step_up_id``, answered with any factor)
+or a fresh code from one of the user's active factors, like every other change to their
+security settings: 403 ``step_up_required`` without one. A malformed
 address is 422 ``invalid_email`` and changes nothing.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from services.api.deps import Correlation, Ctx, UserId, require
-from services.api.schemas import Strict
+from services.api.schemas import StepUpProof
 from services.core.notify import contact
 
 router = APIRouter(tags=["notifications"], dependencies=[Depends(require("enroll"))])
 
 
-class ContactIn(Strict):
+class ContactIn(StepUpProof):
     email: Annotated[str | None, Field(max_length=320)]  # null removes the address
-    code: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
-    verify_token_id: uuid.UUID | None = None
 
 
 class ContactOut(BaseModel):
@@ -45,6 +43,7 @@ def update(user_id: UserId, body: ContactIn, ctx: Ctx, correlation: Correlation)
         body.email,
         code=body.code,
         verify_with=body.verify_token_id,
+        step_up_id=body.step_up_id,
         correlation_id=correlation,
     )
     return ContactOut(user_id=user_id, email=email)

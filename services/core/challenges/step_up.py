@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 # The area a step-up's challenge events carry: a step-up is not a login to an area.
 STEP_UP_AREA: Final = "step_up"
-PURPOSES: Final[tuple[ChallengePurpose, ...]] = ("delete_token", "set_area")
+PURPOSES: Final[tuple[ChallengePurpose, ...]] = ("delete_token", "set_area", "set_contact")
+# The one target of a ``set_contact`` step-up: the address notifications go to.
+CONTACT_TARGET: Final = "email"
 
 
 def create(
@@ -122,6 +124,10 @@ def _refuse_unknown_target(
     if purpose == "set_area":
         if target not in ctx.settings.area_names:
             raise NotFound(f"no area named {target!r} in the catalogue", code="unknown_area")
+        return
+    if purpose == "set_contact":
+        if target != CONTACT_TARGET:
+            raise Unprocessable("a contact step-up is for the e-mail address", code="bad_target")
         return
     try:
         token_id = uuid.UUID(target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from services.core.challenges.step_up import CONTACT_TARGET
 from services.core.errors import Unprocessable
 from services.core.models import UserContact
 from services.core.tokens.lifecycle import require_step_up
@@ -52,15 +53,15 @@ def set_email(
     *,
     code: str | None,
     verify_with: uuid.UUID | None,
+    step_up_id: uuid.UUID | None = None,
     correlation_id: str | None = None,
 ) -> str | None:
-    """Set (or with None remove) the address; a step-up code once the user has a factor."""
+    """Set (or with None remove) the address; once the user has a factor, a passed
+    ``set_contact`` step-up or a fresh code."""
     normalised = normalise_email(email) if email is not None else None
     with ctx.uow(correlation_id) as uow:
-        # Only a code is taken here (no step_up_id): a step-up challenge purpose of its own
-        # for the contact address is not part of the challenge contract yet.
         require_step_up(ctx, uow, user_id, code, verify_with, purpose="step_up",
-                        action=("set_area", "contact"))
+                        action=("set_contact", CONTACT_TARGET), step_up_id=step_up_id)
         row = uow.session.get(UserContact, user_id)
         if normalised is None:
             if row is not None:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-
 from sqlalchemy.exc import DBAPIError
 
 from services.core.audit import service

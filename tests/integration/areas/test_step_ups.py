@@ -71,7 +71,7 @@ def test_a_step_up_is_a_challenge_with_a_purpose_and_the_users_factors(alice, pu
     assert body["status"] == "pending" and body["purpose"] == "set_area" and body["target"] == "portal-security"
     assert [f["token_id"] for f in body["factors"]] == [alice.token_id]
     (created,) = [e for e in events(publisher, "challenge.created") if e["data"]["purpose"] != "login"]
-    assert created["version"] == 2
+    assert created["version"] == 3
     assert created["data"] == {"challenge_id": body["challenge_id"], "area": "step_up", "purpose": "set_area",
                                "target": "portal-security",
                                "factors": [{"token_id": alice.token_id, "token_type": "totp"}]}

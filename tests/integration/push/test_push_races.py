@@ -7,7 +7,6 @@ interleaving certain; threads fire real concurrent answers at the push endpoint.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
@@ -18,6 +17,7 @@ from services.core.factors.push import endpoint
 from services.core.models import Challenge
 from services.core.plumbing.clock import as_utc
 from tests.fakes.pi_crypto import sign
+from tests.integration.helpers import in_threads
 
 
 def form(world: Any, token: Any, req: Any, *tail: str) -> dict[str, str]:
@@ -38,20 +38,6 @@ def challenge(world: Any, cid: str) -> Challenge:
 def events(publisher: Any, cid: str, kind: str) -> list[dict[str, Any]]:
     return [e for e in publisher.published if e["type"] == kind and e["data"].get("challenge_id") == cid]
 
-
-def in_threads(n: int, work: Any) -> list[Any]:
-    barrier, results = threading.Barrier(n), [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = work(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 @pytest.mark.parametrize("push_settings", [{"push_server_key_bits": 2048, "challenge_max_attempts": 10,

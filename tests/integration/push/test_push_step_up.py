@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def step_up(world, **target: str) -> dict[str, Any]:
-    purpose = "delete_token" if "token_id" in target else "set_area"
+def step_up(world, purpose: str | None = None, **target: str) -> dict[str, Any]:
+    purpose = purpose or ("delete_token" if "token_id" in target else "set_area")
     r = world.api.post("/v1/users/alice/step-ups", json={"purpose": purpose, **target},
                        headers=world.enroll_headers)
     assert r.status_code == 200, r.text
@@ -52,3 +52,35 @@ def test_a_declined_push_step_up_allows_nothing(world, enrolled):
     r = world.api.put("/v1/users/alice/areas/portal-security", json={"protected": True, "step_up_id": sel["challenge_id"]},
                       headers=world.enroll_headers)
     assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_not_passed"
+
+
+def test_a_push_only_user_changes_the_contact_address_by_approving(world, enrolled, publisher):
+    token = world.enroll()
+    r = world.api.put("/v1/users/alice/contact", json={"email": "alice@example.org"}, headers=world.enroll_headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_required"
+
+    area_step_up = step_up(world, area="portal-security")
+    approve(world, token, area_step_up)
+    r = world.api.put("/v1/users/alice/contact", json={"email": "alice@example.org", "step_up_id": area_step_up["challenge_id"]},
+                      headers=world.enroll_headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_mismatch"
+
+    sel = step_up(world, "set_contact")
+    approve(world, token, sel)
+    r = world.api.put("/v1/users/alice/contact", json={"email": "alice@example.org", "step_up_id": sel["challenge_id"]},
+                      headers=world.enroll_headers)
+    assert r.status_code == 200 and r.json()["email"] == "alice@example.org", r.text
+    r = world.api.put("/v1/users/alice/contact", json={"email": None, "step_up_id": sel["challenge_id"]},
+                      headers=world.enroll_headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_used"
+    assert world.api.get("/v1/users/alice/contact", headers=world.enroll_headers).json()["email"] == "alice@example.org"
+    created = [e["data"] for e in publisher.published if e["type"] == "challenge.created"]
+    assert (created[-1]["purpose"], created[-1]["target"]) == ("set_contact", "email")
+
+
+def test_a_contact_step_up_takes_no_token_or_area(world, enrolled):
+    world.enroll()
+    for extra in ({"area": "sso"}, {"token_id": "6a1d1a5e-3f39-4f43-8a7e-7c2b5f0f9d11"}):
+        r = world.api.post("/v1/users/alice/step-ups", json={"purpose": "set_contact", **extra},
+                           headers=world.enroll_headers)
+        assert r.status_code == 422, r.text

@@ -21,9 +21,9 @@ from services.api.deps import Correlation, Ctx, run_db
 from services.api.privacyidea import cors, envelope, jwt, params, schemas
 from services.api.privacyidea.envelope import PiError
 from services.core.plumbing.context import Context
-from services.core.privacyidea import accounts, transactions, validate
+from services.core.privacyidea import accounts, enrollment, transactions, validate
+from services.core.privacyidea.outcome import NO_MATCH, Entry, Outcome
 from services.core.privacyidea.users import PiUser, UserNotFound, resolve
-from services.core.privacyidea.validate import Outcome
 
 router = APIRouter(tags=["privacyIDEA-compatible"])
 
@@ -72,10 +72,14 @@ def detail_of(outcome: Outcome) -> dict[str, Any]:
             messages=messages,
             message=", ".join(dict.fromkeys(messages)),
         )
-        modes = {e.client_mode for e in outcome.entries}
-        detail["preferred_client_mode"] = next(
-            (m for m in ("interactive", "poll") if m in modes), "interactive"
-        )
+        if outcome.enroll is not None:  # privacyIDEA names no preferred mode here
+            detail["enroll_via_multichallenge"] = True
+            detail["enroll_via_multichallenge_optional"] = outcome.enroll == "optional"
+        else:
+            modes = {e.client_mode for e in outcome.entries}
+            detail["preferred_client_mode"] = next(
+                (m for m in ("interactive", "poll") if m in modes), "interactive"
+            )
     if outcome.user is not None:  # add_user_in_response: who logged in, nothing secret
         detail["user"] = {
             "username": outcome.user.login,
@@ -88,7 +92,7 @@ def detail_of(outcome: Outcome) -> dict[str, Any]:
     return detail
 
 
-def _entry(entry: validate.Entry) -> dict[str, Any]:
+def _entry(entry: Entry) -> dict[str, Any]:
     out: dict[str, Any] = {
         "transaction_id": entry.transaction_id,
         "serial": entry.serial,
@@ -100,6 +104,10 @@ def _entry(entry: validate.Entry) -> dict[str, Any]:
         out["attributes"] = entry.attributes
     if entry.presence_answer is not None:
         out["presence_answer"] = entry.presence_answer
+    if entry.image is not None:
+        out["image"] = entry.image
+    if entry.link is not None:
+        out["link"] = entry.link
     return out
 
 
@@ -129,12 +137,12 @@ async def check(request: Request, ctx: Ctx, correlation: Correlation) -> JSONRes
         user, tid, passw = _user(ctx, p), _transaction_id(p), p.get("pass", "")
         if tid is not None:
             if params.flag(p.get("cancel_enrollment")):
-                # twofa enrolls through its portal, never inside a login: nothing to cancel
-                return _answer(Outcome(False, validate.NO_MATCH))
+                return _answer(await run_db(ctx, enrollment.cancel, ctx, correlation, user, tid))
             return _answer(await run_db(ctx, validate.answer, ctx, correlation, user, tid, passw))
         wait = ctx.settings.pi_push_wait
         outcome = await run_db(ctx, validate.check, ctx, correlation, user, passw, bool(wait))
-        if wait and outcome.transaction_id and any(e.type == "push" for e in outcome.entries):
+        pushed = any(e.type == "push" for e in outcome.entries)
+        if wait and outcome.transaction_id and pushed and outcome.enroll is None:
             outcome = await _push_wait(ctx, correlation, user, outcome.transaction_id, wait)
         return _answer(outcome)
 
@@ -155,7 +163,7 @@ async def _push_wait(
         if polled.challenge_status != "pending" or (left := deadline - time.monotonic()) <= 0:
             break
         await waiters.wait(challenge_id, min(left, RECHECK_SECONDS))
-    return Outcome(False, validate.NO_MATCH)
+    return Outcome(False, NO_MATCH)
 
 
 # -- /validate/triggerchallenge ------------------------------------------------------------

@@ -5,7 +5,7 @@ from services.core.models.audit import AuditCheckpoint, AuditEntry
 from services.core.models.challenges import Challenge, ChallengeState
 from services.core.models.messaging import OutboxEvent, ProcessedEvent
 from services.core.models.notify import Notification, UserContact
-from services.core.models.privacyidea import PiServiceAccount, PiTransaction
+from services.core.models.privacyidea import PiEnrollment, PiServiceAccount, PiTransaction
 from services.core.models.push import PushBlock, PushChallenge, PushToken
 from services.core.models.sms import DeliveryState, SmsCode, SmsDelivery, SmsPendingCode
 from services.core.models.tokens import Token, TokenState
@@ -25,6 +25,7 @@ __all__ = [
     "SmsCode",
     "SmsDelivery",
     "PiServiceAccount",
+    "PiEnrollment",
     "PiTransaction",
     "SmsPendingCode",
     "PushBlock",

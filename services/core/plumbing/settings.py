@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     pi_jwt_seconds: int = Field(3600, ge=60, le=86400)
     pi_cors_origins: str = ""
     pi_push_wait: int = Field(0, ge=0, le=60)
+    pi_enroll_via_multichallenge: Literal["", "totp", "push"] = ""
+    pi_enroll_via_multichallenge_optional: bool = False
 
     # API edge
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)

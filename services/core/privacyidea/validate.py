@@ -18,7 +18,8 @@ What is added here is only the mapping:
   transaction id, once the phone said yes), and only once.
 * A user with no usable factor for the area (the native ``not_required``, which unknown
   users get too) is accepted or rejected as ``TWOFA_PI_NO_TOKEN`` says
-  (privacyIDEA's ``passOnNoToken``).
+  (privacyIDEA's ``passOnNoToken``); a user with no token at all may instead be asked to
+  enroll one (``enrollment``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -34,60 +34,26 @@ from sqlalchemy import select
 from services.core.challenges import service as challenges
 from services.core.errors import DomainError, InvalidCode, Throttled
 from services.core.models import ChallengeState, Token
-from services.core.privacyidea import transactions
+from services.core.privacyidea import enrollment, transactions
+from services.core.privacyidea.outcome import (
+    ACCEPTED_NO_TOKEN,
+    CONFIRM_PUSH,
+    ENTER_SMS,
+    ENTER_TOTP,
+    FOUND_CHALLENGE,
+    MATCHED_ONE,
+    NO_MATCH,
+    NO_TOKEN,
+    WRONG_OTP,
+    Entry,
+    Outcome,
+    serial_of,
+)
 from services.core.privacyidea.users import PiUser
 
 if TYPE_CHECKING:
     from services.core.challenges.rules import Factor
     from services.core.plumbing.context import Context
-
-# privacyIDEA's own texts: plugins show them, and some compare them.
-MATCHED_ONE = "matching 1 tokens"
-WRONG_OTP = "wrong otp value"
-FOUND_CHALLENGE = "Found matching challenge"
-NO_MATCH = "Response did not match the challenge."
-NO_TOKEN = "The user has no tokens assigned"
-ACCEPTED_NO_TOKEN = "user has no token, accepted due to 'TWOFA_PI_NO_TOKEN'"
-ENTER_TOTP = "please enter otp: "
-ENTER_SMS = "Enter the OTP from the SMS:"
-CONFIRM_PUSH = "Please confirm the authentication on your mobile device!"
-
-# privacyIDEA's serial prefixes; twofa's PUSH tokens already carry a PIPU serial.
-_SERIAL_PREFIX = {"totp": "TOTP", "sms": "PISM", "push": "PIPU"}
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One ``multi_challenge`` element."""
-
-    transaction_id: str
-    serial: str
-    type: str
-    client_mode: str
-    message: str
-    attributes: dict[str, Any] | None = None
-    presence_answer: str | None = None
-
-
-@dataclass
-class Outcome:
-    """The decision; the HTTP edge renders it as privacyIDEA's envelope."""
-
-    value: bool | int
-    message: str | None = None
-    transaction_id: str | None = None
-    entries: list[Entry] = field(default_factory=list)
-    serial: str | None = None
-    type: str | None = None
-    otplen: int | None = None
-    user: PiUser | None = None  # on success, for detail.user
-    challenge_status: str | None = None  # polltransaction only
-
-
-def serial_of(token_id: uuid.UUID, token_type: str, serial: str | None = None) -> str:
-    """A privacyIDEA-style serial: the token's own, or one derived from its id."""
-    return serial or f"{_SERIAL_PREFIX.get(token_type, 'TWOFA')}{token_id.hex[:8].upper()}"
-
 
 def _looks_like_totp(ctx: Context, passw: str) -> bool:
     return re.fullmatch(rf"[0-9]{{{ctx.settings.totp_digits}}}", passw) is not None
@@ -122,6 +88,8 @@ def check(
     except DomainError as exc:  # every factor locked: fail closed, as the native API does
         return Outcome(False, exc.message)
     if view.challenge is None or tid is None:
+        if enrollment.wanted(ctx, user):
+            return enrollment.begin(ctx, correlation, user)
         return _no_factor(ctx, user)
     totp = _first(view.factors, "totp")
     if totp is not None and _looks_like_totp(ctx, passw):
@@ -210,6 +178,8 @@ def answer(
     ctx: Context, correlation: str | None, user: PiUser, transaction_id: str, passw: str
 ) -> Outcome:
     """The second step: a code for the challenge, or (empty pass) the push finalize."""
+    if enrollment.owns(ctx, transaction_id):
+        return enrollment.answer(ctx, correlation, user, transaction_id, passw)
     challenge = _challenge_of(ctx, user, transaction_id)
     if challenge is None:
         return Outcome(False, NO_MATCH)
@@ -329,6 +299,8 @@ def _finalize(
 def poll(ctx: Context, transaction_id: str) -> Outcome:
     """``value`` True while an approved push waits for its finalize; an unknown, open,
     finalized or otherwise closed transaction reads as pending, as in privacyIDEA."""
+    if enrollment.owns(ctx, transaction_id):
+        return enrollment.poll(ctx, transaction_id)
     with ctx.uow() as uow:
         row = transactions.transaction_of(uow.session, transaction_id)
         challenge = challenges.get(ctx, row.challenge_id) if row is not None else None

@@ -130,8 +130,16 @@ def mark_scanned(
 
 
 def activate(
-    ctx: Context, user_id: str, token_id: uuid.UUID, code: str, correlation_id: str | None = None
+    ctx: Context,
+    user_id: str,
+    token_id: uuid.UUID,
+    code: str,
+    correlation_id: str | None = None,
+    *,
+    confirm: bool = False,
 ) -> StepResult:
+    """The first code from the new token. With ``confirm`` it also stands for the second
+    (a login that enrolls a token takes one code, as privacyIDEA's does)."""
     with ctx.uow(correlation_id) as uow:
         token = _enrolling(ctx, uow, user_id, token_id)
         factor = factor_for(token.type)
@@ -140,7 +148,7 @@ def activate(
             raise Conflict(f"the token is {token.state}; activation needs {expected}")
         check_token_code(ctx, uow, token, code, purpose="activate")
         uow.emit(EnrollmentActivated(token_id=token.id, token_type=token.type), user_id=user_id)
-        if factor.needs_confirmation:
+        if factor.needs_confirmation and not confirm:
             token.state = TokenState.UNCONFIRMED
             result = StepResult(token, {})
         else:

@@ -123,3 +123,37 @@ def test_push_wait_answers_once_the_phone_said_yes(world, enrolled, ctx, monkeyp
     reply = client_for(world.api, "ldap-proxy").check("alice", "")
     assert answered == [True]
     assert reply.decision == "success" and reply.detail.get("transaction_id") is None
+
+
+@pytest.mark.parametrize("push_settings", [{"push_server_key_bits": 2048, "pi_enroll_via_multichallenge": "push"}])
+@pytest.mark.parametrize("name", POLLING)
+def test_a_push_token_enrolled_inside_the_login(world, name):
+    """enroll_via_multichallenge=push: the QR code is shown in the login, the app registers,
+    polltransaction says yes, the finalize logs in once; the next login is an ordinary push."""
+    client = client_for(world.api, name)
+    reply = client.check("alice", "")
+    assert reply.decision == "challenge" and reply.detail["enroll_via_multichallenge"] is True
+    (entry,) = reply.detail["multi_challenge"]
+    assert entry["type"] == "push" and entry["client_mode"] == "poll"
+    assert entry["message"] == "Please scan the QR code!"
+    assert entry["image"].startswith("data:image/png;base64,")
+    tid = reply.transaction_id
+
+    assert client.poll(tid).result["value"] is False
+    assert client.answer("alice", "", tid).decision == "failure"  # nothing registered yet
+    token = world.app.scan(entry["link"], now=world.now)
+    assert token.serial == entry["serial"]
+    world.app.register(token, fbtoken="fcm-1", key_size=2048, now=world.now)
+    polled = client.poll(tid)
+    assert polled.result["value"] is True and polled.detail["challenge_status"] == "accept"
+    final = client.answer("alice", "", tid)
+    assert final.decision == "success" and final.result["authentication"] == "ACCEPT"
+    assert client.answer("alice", "", tid).decision == "failure"
+    assert client.poll(tid).result["value"] is False
+
+    login = client.check("alice", "")
+    (push,) = login.detail["multi_challenge"]
+    assert push["message"] == "Please confirm the authentication on your mobile device!"
+    (req,) = world.requests(token)
+    assert world.app.accept(req, push["presence_answer"], now=world.now)["result"]["value"] is True
+    assert client.answer("alice", "", login.transaction_id).decision == "success"

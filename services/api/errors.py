@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.privacyidea import envelope as pi_envelope
+from services.api.storable import REFUSED
 from services.core.errors import (
     Conflict,
     DomainError,
@@ -73,6 +74,8 @@ def install(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "invalid_json", "the body is not valid JSON")
+        if any(REFUSED in str(e.get("msg", "")) for e in errors):
+            return error_response(422, "invalid_characters", REFUSED)
         # Name the fields, never echo the values (they may be codes or phone numbers).
         fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in errors})
         return error_response(422, "invalid_input", f"invalid or missing: {', '.join(fields)}")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.api.storable import REFUSED, storable
 from services.core.challenges.step_up import CONTACT_TARGET
 from services.core.factors.base import factor_for
 from services.core.models import Token
@@ -18,7 +19,16 @@ Code = Field(min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
 
 
 class Strict(BaseModel):
+    """Every request body: unknown fields and text no database can store are refused (422)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        if not storable(data):
+            raise ValueError(REFUSED)
+        return data
 
 
 class EnrollIn(Strict):

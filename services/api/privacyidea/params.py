@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import Request
 
 from services.api.privacyidea.envelope import PiError
+from services.api.storable import storable
 
 NO_UNQUOTE_AGENTS = frozenset({"privacyidea-cp", "privacyidea-ldap-proxy", "simplesamlphp"})
 _AGENT = re.compile(r"^(?P<agent>[a-zA-Z0-9_-]+)")
@@ -76,6 +77,8 @@ async def read(request: Request) -> dict[str, str]:
     for key, value in params.items():
         if len(value) > MAX_VALUE or len(key) > 128:
             raise PiError(905, "ERR905: Parameter too long")
+    if not storable(params):
+        raise PiError(905, "ERR905: Invalid characters in parameters")
     return params
 
 

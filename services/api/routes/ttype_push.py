@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from services.api.challenge_waiters import waiters
 from services.api.deps import context_of
+from services.api.storable import storable
 from services.core.factors.push import crypto, endpoint
 from services.core.factors.push.protocol import ProtocolError, envelope, error_envelope
 from services.core.plumbing.context import Context
@@ -25,6 +26,9 @@ router = APIRouter(tags=["push app"])
 
 MAX_FIELDS = 16
 NOT_HERE = ProtocolError(404, 404, "Not found.", "not_found")
+UNSTORABLE = ProtocolError(
+    400, 905, "ERR905: Invalid characters in parameters!", "invalid_parameters"
+)
 
 
 def _fields(items: Any) -> dict[str, str]:
@@ -61,6 +65,8 @@ async def _handle(request: Request, prefix: str | None) -> JSONResponse:
         else:
             async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
                 fields = _fields(form.multi_items())
+    if not storable(fields):
+        return JSONResponse(error_envelope(UNSTORABLE), status_code=UNSTORABLE.status)
     # RSA work and DB access run in the threadpool, never on the event loop.
     return await run_in_threadpool(_run, ctx, request.method, fields)
 

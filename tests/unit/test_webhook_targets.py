@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+
+import httpx
 import pytest
 
-from services.core.webhooks.targets import TargetRefused, check_resolved, check_url
+from services.core.webhooks.poster import HttpPoster
+from services.core.webhooks.targets import (
+    Resolved,
+    TargetRefused,
+    check_resolved,
+    check_url,
+    pinned,
+)
 
 
 @pytest.mark.parametrize("url", ["https://hooks.example.org/twofa", "http://93.184.216.34:8443/x",
@@ -32,6 +42,48 @@ def test_malformed_targets_are_refused_even_when_private_ones_are_allowed(url):
 
 
 def test_a_name_is_checked_on_every_address_it_resolves_to():
-    assert "private, loopback" in (check_resolved("http://localhost:9/x", allow_private=False) or "")
-    assert check_resolved("http://localhost:9/x", allow_private=True) is None
-    assert check_resolved("http://93.184.216.34/x", allow_private=False) is None
+    assert "private, loopback" in (check_resolved("http://localhost:9/x", allow_private=False).refused or "")
+    assert check_resolved("http://localhost:9/x", allow_private=True) == Resolved()
+    assert check_resolved("http://93.184.216.34/x", allow_private=False) == Resolved(address="93.184.216.34")
+
+
+def fake_dns(monkeypatch, *answers: list[str]):
+    """Each lookup answers the next list of addresses (a rebinding name changes its answer)."""
+    calls = iter(answers)
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in next(calls)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_one_private_address_among_public_ones_refuses_the_name(monkeypatch):
+    fake_dns(monkeypatch, ["93.184.216.34", "10.0.0.7"])
+    assert check_resolved("https://hooks.example.org/x", allow_private=False).refused
+
+
+def test_the_delivery_connects_to_the_address_that_was_checked(monkeypatch):
+    """DNS rebinding: the name answers a public address to the check, then a private one.
+    The request goes to the checked address, with the name in Host and SNI."""
+    fake_dns(monkeypatch, ["93.184.216.34"], ["127.0.0.1"], ["127.0.0.1"])
+    seen: list[httpx.Request] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    poster = HttpPoster(timeout=2, allow_private=False, transport=httpx.MockTransport(receiver))
+    try:
+        assert poster.post("https://hooks.example.org:8443/in?a=1", {"webhook-id": "m1"}, "{}").ok
+    finally:
+        poster.close()
+    (request,) = seen
+    assert request.url.host == "93.184.216.34" and request.url.port == 8443
+    assert request.url.path == "/in" and request.url.query == b"a=1"
+    assert request.headers["host"] == "hooks.example.org:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example.org"
+
+
+def test_an_ipv6_address_is_pinned_in_brackets():
+    assert pinned("https://hooks.example.org/x", "2a00:1450::1") == ("https://[2a00:1450::1]/x", "hooks.example.org")

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import httpx
 
-from services.core.webhooks.targets import check_resolved
+from services.core.webhooks.targets import check_resolved, pinned
 
 USER_AGENT = "twofa-webhooks/1"
 
@@ -34,9 +34,16 @@ class HttpPoster:
     receiver could make it endless.
     """
 
-    def __init__(self, *, timeout: float, allow_private: bool) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        allow_private: bool,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self._allow_private = allow_private
         self._client = httpx.Client(
+            transport=transport,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,
@@ -45,11 +52,21 @@ class HttpPoster:
         )
 
     def post(self, url: str, headers: dict[str, str], body: str) -> PostResult:
-        refused = check_resolved(url, allow_private=self._allow_private)
-        if refused:
-            return PostResult(False, f"target refused: {refused}")
+        resolved = check_resolved(url, allow_private=self._allow_private)
+        if resolved.refused:
+            return PostResult(False, f"target refused: {resolved.refused}")
+        extensions: dict[str, str] = {}
+        if resolved.address is not None:
+            # Connect to the address that was checked; the name still goes in the Host
+            # header and, for TLS, in SNI and the certificate check.
+            host = httpx.URL(url).host
+            url, host_header = pinned(url, resolved.address)
+            headers = {**headers, "host": host_header}
+            extensions["sni_hostname"] = host
         try:
-            with self._client.stream("POST", url, headers=headers, content=body.encode()) as reply:
+            with self._client.stream(
+                "POST", url, headers=headers, content=body.encode(), extensions=extensions
+            ) as reply:
                 status, redirect = reply.status_code, reply.is_redirect
         except httpx.TimeoutException:
             return PostResult(False, "timed out")

@@ -3,14 +3,18 @@
 A subscription is a way to make the service send requests; without this check it
 would reach the cloud metadata endpoint, the database or the admin port of anything
 on the internal network. Literal addresses are checked when the subscription is
-created, every address a name resolves to when a delivery is made (names can change).
+created, every address a name resolves to when a delivery is made (names can change),
+and the delivery then connects to the address that was checked: a name that answers a
+public address to the check and a private one to the connection (DNS rebinding) cannot
+steer a request inside.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from services.core.errors import Unprocessable
 
@@ -53,10 +57,19 @@ def check_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
-def check_resolved(url: str, *, allow_private: bool) -> str | None:
-    """Why a delivery to ``url`` may not be made now, or None (resolves the host)."""
+@dataclass(frozen=True)
+class Resolved:
+    """The outcome of a delivery-time check: a refusal, or the address to connect to."""
+
+    refused: str | None = None
+    address: str | None = None  # None when private targets are allowed: connect as usual
+
+
+def check_resolved(url: str, *, allow_private: bool) -> Resolved:
+    """Resolve the host once; refuse if any of its addresses is not public, else name the
+    address the delivery must connect to."""
     if allow_private:
-        return None
+        return Resolved()
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
@@ -64,8 +77,19 @@ def check_resolved(url: str, *, allow_private: bool) -> str | None:
             host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
         )
     except (OSError, UnicodeError):
-        return "the host does not resolve"
-    for info in infos:
-        if _forbidden(ipaddress.ip_address(info[4][0])):
-            return "the host resolves to a private, loopback or link-local address"
-    return None
+        return Resolved("the host does not resolve")
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        return Resolved("the host does not resolve")
+    if any(_forbidden(a) for a in addresses):
+        return Resolved("the host resolves to a private, loopback or link-local address")
+    return Resolved(address=str(addresses[0]))
+
+
+def pinned(url: str, address: str) -> tuple[str, str]:
+    """``url`` with its host replaced by ``address``, and the Host header it must carry."""
+    parts = urlsplit(url)
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=netloc)), host_header

@@ -22,7 +22,7 @@ _CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
-# the thread pool, and each such hop cost more than the work (issue 7).
+# the thread pool, and such a hop costs more than the work.
 def context_of(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
 

@@ -36,7 +36,8 @@ from services.core.plumbing.migrate import upgrade
 from services.core.plumbing.settings import EMBEDDED_BROKER, Settings
 
 # Queue → pool: I/O-bound senders get threads; the audit chain is appended by one thread.
-# SMS: 64 threads keep ~300 sends in flight per second at Twilio's ~100 ms (docs/sms.md).
+# SMS: enough threads to keep hundreds of sends a second in flight at Twilio's latency
+# (docs/sms.md).
 # Webhooks: a thread per receiver being delivered to, so one that hangs holds only its own.
 WORKER_LAYOUT = {"sms": ("threads", 64), "push": ("threads", 8), "expiry": ("solo", 1),
                  "audit": ("solo", 1), "webhooks": ("threads", 8), "notify": ("threads", 4)}

@@ -55,7 +55,7 @@ def context() -> Context:
             ctx = _state.get("ctx")
             if ctx is None:
                 # Publish inline (before the ack), but mark rows published in batches:
-                # one write per message less (issue 3 benchmark).
+                # one write per message less.
                 ctx = build_context(_state["settings"], background=False, batch_marks=True)
                 _state["ctx"] = ctx
     return ctx

@@ -56,7 +56,7 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
 
 # The two steps of every TOTP login are ``async def`` and run their unit of work through
 # ``run_db``: on SQLite in the event loop, elsewhere in one thread-pool call. A sync
-# endpoint with a sync unit-of-work dependency took three thread hops (issue 7).
+# endpoint with a sync unit-of-work dependency would take three thread hops.
 def _create(ctx: Context, correlation: str | None, body: ChallengeIn) -> ChallengeOut:
     return challenge_out(ctx, challenges.create(ctx, body.user_id, body.area, correlation))
 

@@ -255,9 +255,10 @@ def parser() -> argparse.ArgumentParser:
 
     portal_cmd.register(sub)
 
-    from services.cli import privacyidea_cmd
+    from services.cli import import_cmd, privacyidea_cmd
 
     privacyidea_cmd.register(sub, _settings)
+    import_cmd.register(sub, _settings)
     return p
 
 

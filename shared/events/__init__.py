@@ -35,7 +35,13 @@ from shared.events.sms import (
     SmsSendRefused,
     SmsSent,
 )
-from shared.events.token import TokenDeleted, TokenLocked, TokenUnlocked, TokenVerificationFailed
+from shared.events.token import (
+    TokenDeleted,
+    TokenImported,
+    TokenLocked,
+    TokenUnlocked,
+    TokenVerificationFailed,
+)
 from shared.events.webhook import WebhookDisabled
 
 __all__ = [
@@ -73,6 +79,7 @@ __all__ = [
     "SmsSendRefused",
     "SmsSent",
     "TokenDeleted",
+    "TokenImported",
     "TokenLocked",
     "TokenUnlocked",
     "TokenVerificationFailed",

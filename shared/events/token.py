@@ -1,15 +1,39 @@
-"""Life of an enrolled token: deleted, locked, or a failed verification."""
+"""Life of an enrolled token: imported, deleted, locked, or a failed verification."""
 
 from typing import Literal
 from uuid import UUID
 
-from pydantic import NonNegativeInt
+from pydantic import Field, NonNegativeInt
 
 from shared.envelope import EventData
 from shared.registry import event
 from shared.types import TokenType
 
-__all__ = ["TokenDeleted", "TokenLocked", "TokenUnlocked", "TokenVerificationFailed"]
+__all__ = [
+    "TokenDeleted",
+    "TokenImported",
+    "TokenLocked",
+    "TokenUnlocked",
+    "TokenVerificationFailed",
+]
+
+
+@event
+class TokenImported(EventData):
+    """A token moved from another server (``twofa import``), usable at once: no enrollment.
+
+    ``serial`` is the token's serial on the server it came from, kept by twofa; ``state``
+    is ``locked`` when it was locked there. The seed, number or keys are never part of it.
+    """
+
+    TYPE = "token.imported"
+    VERSION = 1
+
+    token_id: UUID
+    token_type: TokenType
+    serial: str = Field(min_length=1, max_length=32)
+    source: Literal["privacyidea", "pskc"]
+    state: Literal["active", "locked"]
 
 
 @event

@@ -41,6 +41,9 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
         token_id=TOKEN, token_type="push", step="register", reason="invalid_credential"
     ),
     # token
+    "token.imported": lambda: ev.TokenImported(
+        token_id=TOKEN, token_type="push", serial="PIPU0001A2B3", source="privacyidea", state="active"
+    ),
     "token.deleted": lambda: ev.TokenDeleted(token_id=TOKEN, token_type="totp", reason="user"),
     "token.locked": lambda: ev.TokenLocked(
         token_id=TOKEN, token_type="totp", consecutive_failures=10

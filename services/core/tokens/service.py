@@ -26,6 +26,7 @@ from shared.events.enrollment import (
     EnrollmentScanned,
     EnrollmentStarted,
 )
+from shared.envelope import EventData
 from shared.events.token import TokenDeleted
 
 if TYPE_CHECKING:
@@ -170,12 +171,13 @@ def confirm(
     return result
 
 
-def make_active(ctx: Context, uow: UnitOfWork, token: Token) -> StepResult:
-    """Shared by every factor type once enrollment has succeeded (push included)."""
+def make_active(ctx: Context, uow: UnitOfWork, token: Token, event: EventData | None = None) -> StepResult:
+    """Shared by every factor type once enrollment has succeeded (push included), and by
+    an import (``event`` is then ``token.imported`` instead of ``enrollment.confirmed``)."""
     token.state = TokenState.ACTIVE
     token.activated_at = ctx.clock.now()
     token.enrollment_expires_at = None
-    uow.emit(EnrollmentConfirmed(token_id=token.id, token_type=token.type), user_id=token.user_id)
+    uow.emit(event or EnrollmentConfirmed(token_id=token.id, token_type=token.type), user_id=token.user_id)
     return StepResult(token, lifecycle.token_activated(ctx, uow, token))
 
 

@@ -29,14 +29,17 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
                     "the realms of TWOFA_PI_REALMS.")
     formats = cmd.add_subparsers(dest="format", required=True, metavar="FORMAT")
     pi = formats.add_parser(
-        "privacyidea", help="the file of pi-tokenjanitor find ... export --format pi (TOTP, SMS, PUSH)")
+        "privacyidea",
+        help="the file of pi-tokenjanitor find ... export --format pi (TOTP, SMS, PUSH)")
     pi.add_argument("file", type=Path, help="the export file")
     pi.add_argument("--key", required=True, help="the key pi-tokenjanitor printed for the file")
     pskc = formats.add_parser("pskc", help="an RFC 6030 PSKC file (TOTP keys; privacyIDEA's too)")
     pskc.add_argument("file", type=Path, help="the PSKC file")
     secret = pskc.add_mutually_exclusive_group()
-    secret.add_argument("--psk", help="the pre-shared key (hex) the seeds are encrypted with")
-    secret.add_argument("--password", help="the password the seeds' key is derived from (PBKDF2)")
+    secret.add_argument("--psk", help="the pre-shared key (hex) the seeds are encrypted with; "
+                                      "by default none (only seeds in the clear are read)")
+    secret.add_argument("--password", help="the password the seeds' key is derived from "
+                                           "(PBKDF2); by default none (only seeds in the clear are read)")
     pskc.add_argument("--assign", type=Path, required=True,
                       help="CSV of serial,user: who owns each key (PSKC files name no owner)")
     for parser in (pi, pskc):
@@ -87,8 +90,8 @@ def report(summary: Any, *, dry_run: bool) -> None:
 
     done = "would import" if dry_run else "imported"
     print_table(("AT", "SERIAL", "TYPE", "RESULT", "USER", "WHY"), [
-        (o.position.replace(" ", "-"), o.serial or "-", o.type, done if o.status == "imported" else o.status,
-         o.user_id or "-", o.reason)
+        (o.position.replace(" ", "-"), o.serial or "-", o.type,
+         done if o.status == "imported" else o.status, o.user_id or "-", o.reason)
         for o in summary.outcomes])
     parts = []
     for status, label in (("imported", done), ("skipped", "skipped"), ("refused", "refused")):

@@ -33,7 +33,8 @@ def read(data: bytes, key: str) -> list[ImportRecord]:
     try:
         fernet = Fernet(key.strip().encode())
     except (ValueError, binascii.Error):
-        raise ImportFileError("--key is not a privacyIDEA export key (44 characters, base64)") from None
+        raise ImportFileError(
+            "--key is not a privacyIDEA export key (44 characters, base64)") from None
     try:
         plain = fernet.decrypt(data.strip())
     except InvalidToken:

@@ -26,20 +26,24 @@ from services.core.imports.records import ImportFileError, ImportRecord
 
 # Every element and attribute name python-pskc reads (RFC 6030, XML Encryption 1.0/1.1,
 # PKCS #5, XML Signature, and the draft profiles some vendors still write).
-NAMES = """
-KeyContainer KeyPackage Key DeviceInfo Manufacturer SerialNo Model IssueNo DeviceBinding
-StartDate ExpiryDate UserId CryptoModuleInfo Id Issuer AlgorithmParameters Suite
-ChallengeFormat ResponseFormat Data Secret Counter Time TimeInterval TimeDrift PlainValue
-EncryptedValue ValueMAC Policy PINPolicy KeyUsage NumberOfTransactions FriendlyName KeyProfileId
-KeyReference EncryptionKey MACMethod MACKey MACKeyReference Extensions Signature Device
-KeyName DerivedKey KeyDerivationMethod ReferenceList DataReference MasterKeyName
-CarriedKeyName EncryptionMethod CipherData CipherValue PBKDF2-params Salt Specified
-IterationCount KeyLength PRF X509Data X509Certificate X509IssuerSerial X509IssuerName
-X509SerialNumber SignedInfo CanonicalizationMethod SignatureMethod Reference DigestMethod
-DigestValue SignatureValue KeyInfo Transforms Transform Usage SecretContainer KeyAlgorithm
-KeyId Version Algorithm Encoding Length Min Max CheckDigits Format MinLength MaxLength
-PINKeyId PINEncoding PINUsageMode MaxFailedAttempts URI OTP CR Integrity Encrypt Unlock
-""".split()
+NAMES = (
+    "KeyContainer", "KeyPackage", "Key", "DeviceInfo", "Manufacturer", "SerialNo", "Model",
+    "IssueNo", "DeviceBinding", "StartDate", "ExpiryDate", "UserId", "CryptoModuleInfo", "Id",
+    "Issuer", "AlgorithmParameters", "Suite", "ChallengeFormat", "ResponseFormat", "Data",
+    "Secret", "Counter", "Time", "TimeInterval", "TimeDrift", "PlainValue", "EncryptedValue",
+    "ValueMAC", "Policy", "PINPolicy", "KeyUsage", "NumberOfTransactions", "FriendlyName",
+    "KeyProfileId", "KeyReference", "EncryptionKey", "MACMethod", "MACKey", "MACKeyReference",
+    "Extensions", "Signature", "Device", "KeyName", "DerivedKey", "KeyDerivationMethod",
+    "ReferenceList", "DataReference", "MasterKeyName", "CarriedKeyName", "EncryptionMethod",
+    "CipherData", "CipherValue", "PBKDF2-params", "Salt", "Specified", "IterationCount",
+    "KeyLength", "PRF", "X509Data", "X509Certificate", "X509IssuerSerial", "X509IssuerName",
+    "X509SerialNumber", "SignedInfo", "CanonicalizationMethod", "SignatureMethod", "Reference",
+    "DigestMethod", "DigestValue", "SignatureValue", "KeyInfo", "Transforms", "Transform",
+    "Usage", "SecretContainer", "KeyAlgorithm", "KeyId", "Version", "Algorithm", "Encoding",
+    "Length", "Min", "Max", "CheckDigits", "Format", "MinLength", "MaxLength", "PINKeyId",
+    "PINEncoding", "PINUsageMode", "MaxFailedAttempts", "URI", "OTP", "CR", "Integrity",
+    "Encrypt", "Unlock",
+)
 _CANONICAL = {name.lower(): name for name in NAMES}
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _TOTP_SUITES = {"sha1": "SHA1", "sha256": "SHA256", "sha512": "SHA512"}
@@ -61,7 +65,8 @@ def read(data: bytes, *, owners: dict[str, str], psk: str | None = None,
             try:
                 encryption.derive_key(password)
             except (KeyDerivationError, DecryptionError, ValueError, TypeError):
-                raise ImportFileError("the file's key derivation is not usable with --password") from None
+                raise ImportFileError(
+                    "the file's key derivation is not usable with --password") from None
     records = [_record(f"key {n}", key, owners) for n, key in enumerate(container.keys, 1)]
     if not records:
         raise ImportFileError("the file holds no keys")

@@ -136,7 +136,9 @@ def import_records(
     return summary
 
 
-def import_one(ctx: Context, record: ImportRecord, source: Source, *, dry_run: bool = False) -> Outcome:
+def import_one(
+    ctx: Context, record: ImportRecord, source: Source, *, dry_run: bool = False
+) -> Outcome:
     if record.problem is not None:
         return _refused(record, record.problem)
     if record.type not in factor_types():
@@ -175,10 +177,14 @@ def owner_of(ctx: Context, record: ImportRecord) -> str:
         ) from None
 
 
-def _write(ctx: Context, uow: UnitOfWork, record: ImportRecord, user_id: str, source: Source) -> Token:
+def _write(
+    ctx: Context, uow: UnitOfWork, record: ImportRecord, user_id: str, source: Source
+) -> Token:
     if len(record.serial) > SERIAL_MAX or not record.serial.isprintable():
         raise Refused(f"the serial is not 1-{SERIAL_MAX} printable characters")
-    count = uow.session.scalar(select(func.count()).select_from(Token).where(Token.user_id == user_id))
+    count = uow.session.scalar(
+        select(func.count()).select_from(Token).where(Token.user_id == user_id)
+    )
     if (count or 0) >= MAX_TOKENS_PER_USER:
         raise Refused(f"the user has {MAX_TOKENS_PER_USER} tokens already")
     now = ctx.clock.now()

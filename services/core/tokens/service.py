@@ -20,13 +20,13 @@ from services.core.models import Token, TokenState
 from services.core.plumbing.clock import as_utc
 from services.core.tokens import lifecycle
 from services.core.tokens.verification import check_token_code
+from shared.envelope import EventData
 from shared.events.enrollment import (
     EnrollmentActivated,
     EnrollmentConfirmed,
     EnrollmentScanned,
     EnrollmentStarted,
 )
-from shared.envelope import EventData
 from shared.events.token import TokenDeleted
 
 if TYPE_CHECKING:
@@ -171,13 +171,16 @@ def confirm(
     return result
 
 
-def make_active(ctx: Context, uow: UnitOfWork, token: Token, event: EventData | None = None) -> StepResult:
+def make_active(
+    ctx: Context, uow: UnitOfWork, token: Token, event: EventData | None = None
+) -> StepResult:
     """Shared by every factor type once enrollment has succeeded (push included), and by
     an import (``event`` is then ``token.imported`` instead of ``enrollment.confirmed``)."""
     token.state = TokenState.ACTIVE
     token.activated_at = ctx.clock.now()
     token.enrollment_expires_at = None
-    uow.emit(event or EnrollmentConfirmed(token_id=token.id, token_type=token.type), user_id=token.user_id)
+    confirmed = EnrollmentConfirmed(token_id=token.id, token_type=token.type)
+    uow.emit(event or confirmed, user_id=token.user_id)
     return StepResult(token, lifecycle.token_activated(ctx, uow, token))
 
 

@@ -38,8 +38,9 @@ def register(sub: Any, settings: Callable[[], Settings]) -> None:
     secret = pskc.add_mutually_exclusive_group()
     secret.add_argument("--psk", help="the pre-shared key (hex) the seeds are encrypted with; "
                                       "by default none (only seeds in the clear are read)")
-    secret.add_argument("--password", help="the password the seeds' key is derived from "
-                                           "(PBKDF2); by default none (only seeds in the clear are read)")
+    secret.add_argument("--password",
+                        help="the password the seeds' key is derived from (PBKDF2); by default "
+                             "none (only seeds in the clear are read)")
     pskc.add_argument("--assign", type=Path, required=True,
                       help="CSV of serial,user: who owns each key (PSKC files name no owner)")
     for parser in (pi, pskc):

@@ -123,6 +123,8 @@ class EnrollmentOut(BaseModel):
 
 class TokenListOut(BaseModel):
     tokens: list[TokenOut]
+    # A recovery token waits for its one download (GET …/recovery-token): offer it.
+    recovery_token_available: bool = False
 
 
 class ChallengeIn(Strict):

@@ -107,6 +107,16 @@ def safe_filename(user_id: str) -> str:
     return f"twofa-recovery-{cleaned}.txt"
 
 
+def waiting(ctx: Context, user_id: str) -> bool:
+    """Whether a recovery token waits for its one download (a portal offers it until then:
+    an imported user gets one without ever passing through an enrollment page)."""
+    with ctx.uow() as uow:
+        pending = uow.session.scalar(
+            select(UserProfile.recovery_pending_enc).where(UserProfile.user_id == user_id)
+        )
+    return pending is not None
+
+
 def download(ctx: Context, user_id: str, correlation_id: str | None = None) -> Download:
     with ctx.uow(correlation_id) as uow:
         file = _download(ctx, uow, user_id)

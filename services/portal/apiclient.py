@@ -78,8 +78,12 @@ class TwofaClient:
         return self._call("POST", f"/v1/users/{_u(user)}/tokens/{_u(token_id)}/{step}",  # type: ignore[no-any-return]
                           json=body).json()
 
+    def token_overview(self, user: str) -> dict[str, Any]:
+        """``tokens`` and ``recovery_token_available`` (a recovery file waits to be offered)."""
+        return self._call("GET", f"/v1/users/{_u(user)}/tokens").json()  # type: ignore[no-any-return]
+
     def tokens(self, user: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/v1/users/{_u(user)}/tokens").json()["tokens"]  # type: ignore[no-any-return]
+        return self.token_overview(user)["tokens"]  # type: ignore[no-any-return]
 
     def delete_token(self, user: str, token_id: str, code: str | None,
                      verify_token_id: str | None = None, step_up_id: str | None = None) -> None:

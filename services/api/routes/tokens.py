@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from services.api.deps import Correlation, Ctx, UserId, require
 from services.api.schemas import CodeIn, DeleteIn, EnrollIn, EnrollmentOut, TokenListOut, TokenOut
+from services.core import recovery
 from services.core.factors.base import EnrollRequest
 from services.core.tokens import service
 
@@ -27,7 +28,8 @@ def start_enrollment(
 
 @router.get("", response_model=TokenListOut)
 def overview(user_id: UserId, ctx: Ctx) -> TokenListOut:
-    return TokenListOut(tokens=[TokenOut.of(t) for t in service.overview(ctx, user_id)])
+    return TokenListOut(tokens=[TokenOut.of(t) for t in service.overview(ctx, user_id)],
+                        recovery_token_available=recovery.waiting(ctx, user_id))
 
 
 @router.post("/{token_id}/scanned", response_model=EnrollmentOut)

@@ -39,7 +39,10 @@ def guard(request: Request) -> str | Response:
 
 
 def _tokens(request: Request, user: str) -> list[dict[str, Any]]:
-    tokens = client(request).tokens(user)
+    return _named(client(request).tokens(user))
+
+
+def _named(tokens: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for t in tokens:
         t["type_name"] = TYPE_NAMES.get(t["type"], t["type"])
     return tokens
@@ -50,11 +53,15 @@ def _code_tokens(tokens: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def overview(request: Request, user: str, status: int = 200, **extra: Any) -> Response:
-    tokens = _tokens(request, user)
+    listing = client(request).token_overview(user)
+    tokens = _named(listing["tokens"])
+    # Offered after the first enrollment, and on any later visit until it is downloaded
+    # (imported users get theirs without ever enrolling here).
+    recovery_ready = (request.session.pop("recovery_ready", False)
+                      or bool(listing.get("recovery_token_available")))
     return render(request, "security.html", status, tokens=tokens, areas=client(request).areas(user),
                   code_tokens=_code_tokens(tokens), has_active=any(t["state"] == "active" for t in tokens),
-                  contact=client(request).contact(user),
-                  recovery_ready=request.session.pop("recovery_ready", False), **extra)
+                  contact=client(request).contact(user), recovery_ready=recovery_ready, **extra)
 
 
 @router.get("/security")

@@ -222,7 +222,9 @@ def _fill(ctx: Context, token: Token, record: ImportRecord) -> PushToken | None:
         secret = base64.b32encode(record.secret or b"").decode().rstrip("=")
         token.secret_enc = ctx.keyring.encrypt(secret)
         token.last_step = record.last_step if record.last_step and record.last_step > 0 else None
-        drift = round(record.drift_seconds / record.period)
+        # privacyIDEA records the start of the matched step minus the time of the check: a
+        # code of the current step gives up to a step's worth of "shift" with no clock drift.
+        drift = int(record.drift_seconds / record.period)
         token.drift = max(-MAX_DRIFT_STEPS, min(MAX_DRIFT_STEPS, drift))
         return None
     if record.type == "sms":

@@ -212,6 +212,15 @@ def test_bad_records_are_refused_alone(
     assert {e["user_id"] for e in events(ctx)} == {"alice"}
 
 
+@pytest.mark.parametrize("shift,drift", [("-17.0", 0), ("-29.9", 0), ("0.0", 0), ("-75.0", -2),
+                                         ("95.0", 3), ("-3000.0", -10)])
+def test_the_clock_shift_seen_there_becomes_whole_steps(
+    ctx: Context, pi_file: Callable[..., Any], shift: str, drift: int,
+) -> None:
+    run(ctx, *pi_file([totp("TOTP0001", info_list={"timeShift": shift})]))
+    assert tokens(ctx)["TOTP0001"].drift == drift
+
+
 def test_a_token_locked_there_is_locked_here(ctx: Context, pi_file: Callable[..., Any]) -> None:
     path, key = pi_file([totp("TOTP0001", failcount=10, maxfail=10)])
     run(ctx, path, key)

@@ -3,7 +3,8 @@
 privacyIDEA from PyPI (``bench/.cache/pi-venv``, as the side-by-side) gets three users: alice
 with a TOTP token she has just logged in with, bob with an SMS token, carol with a PUSH token
 rolled out by the emulated privacyIDEA Authenticator. ``pi-tokenjanitor`` exports them
-(``--format pi``), ``twofa import`` imports the file, and the same users log in through
+(``--format pskc``: the TOTP token; ``--format pi``: all three), ``twofa import`` imports
+both files, and the same users log in through
 twofa's privacyIDEA-compatible API: alice's code already used on privacyIDEA is refused and
 the next one accepted, bob's code reaches the same number through the fake Twilio, and
 carol's phone answers the push with the key it registered at privacyIDEA. The push URL in
@@ -107,15 +108,16 @@ def _init(http: httpx.Client, admin: dict[str, str], **form: Any) -> dict[str, A
     return r.json()["detail"]  # type: ignore[no-any-return]
 
 
-def _export(env: Path, data: Path, out: Path) -> str:
-    """``pi-tokenjanitor find export --format pi``; returns the key it prints."""
+def _export(env: Path, data: Path, out: Path, format_: str) -> str:
+    """``pi-tokenjanitor find export --format pi|pskc``; returns the key it prints."""
     proc = subprocess.run(
-        [str(env / "bin" / "pi-tokenjanitor"), "find", "export", "--format", "pi", "--file", str(out)],
+        [str(env / "bin" / "pi-tokenjanitor"), "find", "export", "--format", format_, "--file", str(out)],
         env=dict(os.environ, PRIVACYIDEA_CONFIGFILE=str(data / "pi.cfg")), cwd=data, input="n\n",
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    match = re.search(r"The key to import the tokens is:\s+(\S+)", proc.stderr)
+    said = "The key to import the tokens is:" if format_ == "pi" else "import the tokens again:"
+    match = re.search(re.escape(said) + r"\s+(\S+)", proc.stderr)
     assert match, proc.stderr[-2000:]
     return match.group(1)
 
@@ -146,8 +148,11 @@ def test_tokens_move_from_privacyidea_and_keep_working(
         assert r.json()["result"]["value"] is True, r.text
 
     # -- the move: export there, import here
-    export = tmp_path / "tokens.pi"
-    key = _export(env, data, export)
+    export, pskc = tmp_path / "tokens.pi", tmp_path / "tokens.pskc"
+    key = _export(env, data, export, "pi")
+    psk = _export(env, data, pskc, "pskc")  # TOTP only, lower-case names, no owners
+    owners = tmp_path / "owners.csv"
+    owners.write_text("serial,user\nTOTP0001IMP,alice@bench\n")
     with FakeTwilio() as twilio:
         work = tmp_path / "twofa"
         db = f"sqlite:///{work / 'twofa.db'}"
@@ -165,10 +170,14 @@ def test_tokens_move_from_privacyidea_and_keep_working(
         for name, value in {"TWOFA_ENV": "test", "TWOFA_DATABASE_URL": db, "TWOFA_VAR_DIR": str(work / "var"),
                             "TWOFA_ENCRYPTION_KEYS": encryption_key, "TWOFA_PI_REALMS": "bench=sso"}.items():
             monkeypatch.setenv(name, value)
-        assert main(["import", "privacyidea", str(export), "--key", key]) == 0
+        # the TOTP token from the PSKC file first; the pi file then adds the others
+        assert main(["import", "pskc", str(pskc), "--psk", psk, "--assign", str(owners)]) == 0
         report = capsys.readouterr().out
-        assert report.splitlines()[-1] == "imported 3 (push 1, sms 1, totp 1); skipped 0; refused 0", report
-        assert seed.hex() not in report and seed_b32.rstrip("=") not in report
+        assert report.splitlines()[-1] == "imported 1 (totp 1); skipped 0; refused 0", report
+        assert main(["import", "privacyidea", str(export), "--key", key]) == 0
+        report += capsys.readouterr().out
+        assert report.splitlines()[-1] == "imported 2 (push 1, sms 1); skipped 1 (totp 1); refused 0", report
+        assert seed.hex() not in report and seed_b32.rstrip("=") not in report and psk not in report
         assert main(["import", "privacyidea", str(export), "--key", key]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == "imported 0; skipped 3 (push 1, sms 1, totp 1); refused 0"
 

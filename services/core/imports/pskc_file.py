@@ -141,7 +141,7 @@ def _drift_in_steps(data: ET.Element) -> None:
         return
     try:
         period = int((interval.text or "30").strip()) if interval is not None else 30
-        drift.text = str(round(float(text) / max(period, 1)))
+        drift.text = str(int(float(text) / max(period, 1)))  # as records.py: a part step is none
     except ValueError:
         return  # python-pskc refuses it, as it would any malformed number
 

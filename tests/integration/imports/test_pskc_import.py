@@ -77,6 +77,14 @@ def test_privacyideas_lower_case_export_imports(ctx: Context, clock: FrozenClock
     assert ctx.keyring.decrypt(token.secret_enc or "") == base64.b32encode(RFC_SEED).decode()
 
 
+@pytest.mark.parametrize("seconds,steps", [("-17.0", 0), ("-45.0", -1), ("61.0", 2)])
+def test_privacyideas_drift_in_seconds_becomes_whole_steps(seconds: str, steps: int) -> None:
+    data = (FIXTURES / "privacyidea-lowercase.pskcxml").read_bytes().replace(
+        b"<plainvalue>0.0</plainvalue>", seconds.encode().join([b"<plainvalue>", b"</plainvalue>"]))
+    [record] = pskc_file.read(data, owners={}, psk=PI_PSK)
+    assert record.drift_seconds == steps * 30
+
+
 def test_draft_profile_totp_keeps_its_drift(ctx: Context) -> None:
     [record] = read("draft-profiles-totp.pskcxml", {"987654323": "bob"})
     assert (record.type, record.digits, record.period, record.drift_seconds) == ("totp", 6, 30, 120.0)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.core.errors import Unprocessable
@@ -30,7 +30,7 @@ from services.core.factors.sms.codes import normalise_phone
 from services.core.factors.totp.factor import MAX_DRIFT_STEPS
 from services.core.models import PushToken, Token, TokenState
 from services.core.privacyidea.users import UserNotFound, resolve
-from services.core.tokens.service import MAX_TOKENS_PER_USER, make_active
+from services.core.tokens.service import MAX_TOKENS_PER_USER, list_tokens, make_active
 from shared.events.token import TokenImported
 from shared.types import mask_phone
 
@@ -182,10 +182,7 @@ def _write(
 ) -> Token:
     if len(record.serial) > SERIAL_MAX or not record.serial.isprintable():
         raise Refused(f"the serial is not 1-{SERIAL_MAX} printable characters")
-    count = uow.session.scalar(
-        select(func.count()).select_from(Token).where(Token.user_id == user_id)
-    )
-    if (count or 0) >= MAX_TOKENS_PER_USER:
+    if len(list_tokens(uow, user_id)) >= MAX_TOKENS_PER_USER:
         raise Refused(f"the user has {MAX_TOKENS_PER_USER} tokens already")
     now = ctx.clock.now()
     token = Token(

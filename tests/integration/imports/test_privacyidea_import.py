@@ -264,3 +264,12 @@ def test_a_file_that_cannot_be_read_imports_nothing(
 def test_a_key_that_is_no_key_is_said_so() -> None:
     with pytest.raises(ImportFileError, match="not a privacyIDEA export key"):
         privacyidea_export.read(b"x", "secret")
+
+
+def test_no_user_gets_more_tokens_than_enrollment_allows(ctx: Context, pi_file: Callable[..., Any]) -> None:
+    from services.core.tokens.service import MAX_TOKENS_PER_USER
+
+    path, key = pi_file([totp(f"TOTP{n:04d}") for n in range(MAX_TOKENS_PER_USER + 1)])
+    last = run(ctx, path, key).outcomes[-1]
+    assert (last.status, last.reason) == ("refused", f"the user has {MAX_TOKENS_PER_USER} tokens already")
+    assert len(tokens(ctx)) == MAX_TOKENS_PER_USER

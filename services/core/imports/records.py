@@ -166,7 +166,7 @@ def import_one(
 
 def owner_of(ctx: Context, record: ImportRecord) -> str:
     if not record.owner:
-        raise Refused("no owner (PSKC files name none: give them with --assign)")
+        raise Refused("no owner in the file (PSKC files name none: --assign gives them)")
     try:
         return resolve(ctx.settings, record.owner, record.realm).user_id
     except UserNotFound:

@@ -151,4 +151,4 @@ def test_assignments() -> None:
 
 def test_keys_without_an_owner_are_refused(ctx: Context) -> None:
     summary = import_records(ctx, read("privacyidea-lowercase.pskcxml", psk=PI_PSK), "pskc")
-    assert [(o.status, o.reason.split(" (")[0]) for o in summary.outcomes] == [("refused", "no owner")]
+    assert [(o.status, o.reason.split(" (")[0]) for o in summary.outcomes] == [("refused", "no owner in the file")]

@@ -55,13 +55,14 @@ def _code_tokens(tokens: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def overview(request: Request, user: str, status: int = 200, **extra: Any) -> Response:
     listing = client(request).token_overview(user)
     tokens = _named(listing["tokens"])
-    # Offered after the first enrollment, and on any later visit until it is downloaded
-    # (imported users get theirs without ever enrolling here).
-    recovery_ready = (request.session.pop("recovery_ready", False)
-                      or bool(listing.get("recovery_token_available")))
+    # Downloaded by itself right after the first enrollment here; offered with a button on
+    # any later visit until it is downloaded (imported users get theirs without enrolling).
+    recovery_auto = bool(request.session.pop("recovery_ready", False))
+    recovery_ready = recovery_auto or bool(listing.get("recovery_token_available"))
     return render(request, "security.html", status, tokens=tokens, areas=client(request).areas(user),
                   code_tokens=_code_tokens(tokens), has_active=any(t["state"] == "active" for t in tokens),
-                  contact=client(request).contact(user), recovery_ready=recovery_ready, **extra)
+                  contact=client(request).contact(user), recovery_ready=recovery_ready,
+                  recovery_auto=recovery_auto, **extra)
 
 
 @router.get("/security")

@@ -26,6 +26,8 @@ def test_an_imported_user_is_offered_the_recovery_file(world: PortalWorld) -> No
 
     page = world.browser.get("/portal/security").text
     assert 'id="recovery-download"' in page and "Pixel 8" in page
+    assert "A recovery token is waiting for you" in page
+    assert "data-auto-submit" not in page  # offered with a button, not downloaded by itself
     assert 'id="recovery-download"' in world.browser.get("/portal/security").text  # not yet taken
     r = world.post("/portal/security/recovery-token", form_page="/portal/security")
     assert r.status_code == 200 and RECOVERY_RE.search(r.text)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.privacyidea import envelope as pi_envelope
-from services.api.storable import REFUSED
+from services.core.storable import REFUSED
 from services.core.errors import (
     Conflict,
     DomainError,

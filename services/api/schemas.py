@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.api.storable import REFUSED, storable
+from services.core.storable import REFUSED, storable
 from services.core.challenges.step_up import CONTACT_TARGET
 from services.core.factors.base import factor_for
 from services.core.models import Token

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import Request
 
 from services.api.privacyidea.envelope import PiError
-from services.api.storable import storable
+from services.core.storable import storable
 
 NO_UNQUOTE_AGENTS = frozenset({"privacyidea-cp", "privacyidea-ldap-proxy", "simplesamlphp"})
 _AGENT = re.compile(r"^(?P<agent>[a-zA-Z0-9_-]+)")

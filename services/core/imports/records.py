@@ -30,6 +30,7 @@ from services.core.factors.sms.codes import normalise_phone
 from services.core.factors.totp.factor import MAX_DRIFT_STEPS
 from services.core.models import PushToken, Token, TokenState
 from services.core.privacyidea.users import UserNotFound, resolve
+from services.core.storable import REFUSED, storable
 from services.core.tokens.service import MAX_TOKENS_PER_USER, list_tokens, make_active
 from shared.events.token import TokenImported
 from shared.types import mask_phone
@@ -141,6 +142,10 @@ def import_one(
 ) -> Outcome:
     if record.problem is not None:
         return _refused(record, record.problem)
+    texts = [record.serial, record.type, record.owner, record.realm, record.description,
+             record.phone, record.push.fbtoken if record.push else None]
+    if not storable([t for t in texts if t is not None]):
+        return _refused(record, REFUSED)
     if record.type not in factor_types():
         return _refused(record, f"unknown token type {record.type[:20]!r} (twofa imports "
                                 f"{', '.join(factor_types())})")
@@ -272,7 +277,13 @@ def _push_row(ctx: Context, record: ImportRecord) -> PushToken:
 
 def _outcome(record: ImportRecord, status: Status, reason: str, user_id: str | None,
              token_id: uuid.UUID | None) -> Outcome:
-    return Outcome(record.position, record.serial, record.type, status, reason, user_id, token_id)
+    return Outcome(record.position, _shown(record.serial), _shown(record.type), status, reason,
+                   user_id, token_id)
+
+
+def _shown(text: str) -> str:
+    """As a report can print it: NUL and unpaired surrogates escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _refused(record: ImportRecord, reason: str) -> Outcome:

@@ -273,3 +273,15 @@ def test_no_user_gets_more_tokens_than_enrollment_allows(ctx: Context, pi_file: 
     last = run(ctx, path, key).outcomes[-1]
     assert (last.status, last.reason) == ("refused", f"the user has {MAX_TOKENS_PER_USER} tokens already")
     assert len(tokens(ctx)) == MAX_TOKENS_PER_USER
+
+
+def test_text_no_database_can_store_is_refused(ctx: Context, pi_file: Callable[..., Any]) -> None:
+    path, key = pi_file([totp("TOTP\u0000X"), totp("TOTP0002", description="a\ud800b"),
+                         sms("PISM0001", phone="+49 151\u0000 12345678"), totp("TOTP0003")])
+    summary = run(ctx, path, key)
+    assert [(o.serial, o.status, o.reason) for o in summary.outcomes] == [
+        ("TOTP\\x00X", "refused", "text must not contain NUL characters or unpaired surrogates"),
+        ("TOTP0002", "refused", "text must not contain NUL characters or unpaired surrogates"),
+        ("PISM0001", "refused", "text must not contain NUL characters or unpaired surrogates"),
+        ("TOTP0003", "imported", "")]
+    assert set(tokens(ctx)) == {"TOTP0003"}

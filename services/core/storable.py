@@ -1,5 +1,6 @@
 """Text a database can keep: refused where it comes in (the API edge, an import file), so a bad
 character is a 4xx or a refused record, not a 500 or a crash.
+
 PostgreSQL's text types cannot hold NUL (U+0000), and no database takes a lone surrogate
 (JSON's ``"\\ud800"`` decodes to one, and it cannot be encoded as UTF-8). SQLite stores
 both, so without this check the same request would succeed on one database and fail with

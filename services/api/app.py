@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.api import docs, errors
 from services.api.limits import BodySizeLimit
+from services.api.observability import Observability
 from services.api.privacyidea import routes as privacyidea
 from services.api.routes import (
     admin,
@@ -71,4 +72,5 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
         responses = None if router is privacyidea.router else errors.ERROR_RESPONSES
         app.include_router(router, responses=responses)
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
+    app.add_middleware(Observability)  # added last: outermost, so it sees every answer
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -14,11 +13,11 @@ from pydantic import BaseModel
 
 from services.core import apikeys
 from services.core.plumbing.context import Context
+from services.core.plumbing.logs import current_correlation
 
 T = TypeVar("T")
 
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$"
-_CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
@@ -32,8 +31,10 @@ async def get_ctx(request: Request) -> Context:
 
 
 async def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> str | None:
-    """The caller's ``X-Correlation-Id`` if it is well-formed; otherwise one is made up."""
-    return x_correlation_id if x_correlation_id and _CORRELATION.match(x_correlation_id) else None
+    """The request's id (``services.api.observability``): the caller's ``X-Request-ID`` or
+    ``X-Correlation-Id`` if well-formed, otherwise a new one. The header is declared here so
+    that the API documents it."""
+    return current_correlation()
 
 
 async def run_db(ctx: Context, fn: Callable[..., T], *args: Any) -> T:

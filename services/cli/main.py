@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -30,10 +29,45 @@ def _explain(exc: ValidationError) -> str:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
-    )
+    from services.core.plumbing import logs
+
+    logs.configure(settings)
+
+
+def _metrics_multiprocess(settings: Settings) -> None:
+    """Several processes will serve one metrics port: each writes its values to files in one
+    directory (emptied first: a previous run's counts must not be summed in), named in the
+    environment before any of them imports prometheus_client."""
+    import tempfile
+    from pathlib import Path
+
+    path = settings.metrics_dir or Path(tempfile.mkdtemp(prefix="twofa-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+def _serve_metrics(settings: Settings, args: argparse.Namespace) -> None:
+    if args.metrics_port is None:
+        return
+    from services.core.plumbing import metrics
+
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    extra = []
+    if args.command == "relay":
+        from services.core.plumbing.state_metrics import StateCollector
+
+        extra.append(StateCollector(settings))
+    metrics.serve(args.metrics_host, args.metrics_port, metrics.registry(extra), token)
+
+
+def _metrics_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics on this port (/metrics); "
+                        "by default none are served")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address the metrics port listens on (0.0.0.0 in a container)")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -52,6 +86,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings)
+    if args.workers > 1:
+        _metrics_multiprocess(settings)
     uvicorn.run(
         "services.api.asgi:app",
         host=args.host,
@@ -61,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http="httptools",
         access_log=False,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through twofa's handler (JSON in production)
     )
     return 0
 
@@ -75,7 +112,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         # Celery warns in every worker process run as root; twofa dev says it once.
         warnings.filterwarnings("ignore", category=SecurityWarning)
+    if args.pool == "prefork" and args.metrics_port is not None:
+        _metrics_multiprocess(settings)
     app = configure(settings)
+    _serve_metrics(settings, args)
     queues = args.queues
     argv = ["--quiet"] if args.quiet else []
     argv += ["worker", "--queues", queues, "--loglevel", settings.log_level, "--hostname",
@@ -85,11 +125,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_relay(_: argparse.Namespace) -> int:
+def cmd_relay(args: argparse.Namespace) -> int:
     from services.workers import relay
 
     settings = _settings()
     _logging(settings)
+    _serve_metrics(settings, args)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -218,9 +259,15 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--quiet", action="store_true",
                         help="no start-up banner and no warning about running as root "
                              "(twofa dev prints its own)")
+    _metrics_options(worker)
     worker.set_defaults(func=cmd_worker)
 
-    relay = sub.add_parser("relay", help="outbox relay and the expiry scheduler")
+    relay = sub.add_parser(
+        "relay", help="outbox relay and the expiry scheduler",
+        description="Republishes outbox events the API could not publish and schedules the "
+                    "periodic sweeps. Its metrics port also reports the deployment's state: "
+                    "outbox backlog, queue depths, audit lag, checkpoint age.")
+    _metrics_options(relay)
     relay.set_defaults(func=cmd_relay)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
 

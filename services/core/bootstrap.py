@@ -24,6 +24,7 @@ from services.core.plumbing.messaging.outbox import (
     PublishedMarker,
 )
 from services.core.plumbing.messaging.publisher import CeleryPublisher, Publisher
+from services.core.plumbing.readiness import broker_check
 from services.core.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,10 @@ def build_context(
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
     clock = clock or SystemClock()
+    broker_probe = None
     if publisher is None:
         publisher = CeleryPublisher(make_celery(settings, "twofa-publisher"))
+        broker_probe = broker_check(settings)
     dispatcher: Dispatcher = (
         BackgroundDispatcher(publisher, sessions, clock, PublishedMarker(sessions, clock))
         if background
@@ -58,5 +61,6 @@ def build_context(
         keyring=keyring_from_settings(settings),
         dispatcher=dispatcher,
         publisher=publisher,
+        broker_probe=broker_probe,
     )
     return ctx

@@ -17,7 +17,7 @@ from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
 from services.core.plumbing.messaging.celery_config import celery_config
 from services.core.plumbing.settings import Settings
-from services.workers import routine_logs
+from services.workers import observability, routine_logs
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ _lock = threading.Lock()
 def configure(settings: Settings, *, ctx: Context | None = None) -> Celery:
     app.conf.update(celery_config(settings))
     routine_logs.install()
+    observability.install()
     _state.clear()
     _state["settings"] = settings
     if ctx is not None:

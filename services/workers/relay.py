@@ -15,6 +15,7 @@ from services.core.bootstrap import build_context
 from services.core.plumbing.messaging.celery_config import make_celery
 from services.core.plumbing.messaging.outbox import relay_once
 from services.core.plumbing.messaging.routes import EXPIRY_SWEEP, WEBHOOKS_SWEEP
+from services.core.plumbing.metrics import RELAY_REPUBLISHED
 from services.core.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
                 batch_size=settings.relay_batch_size,
             )
             if sent:
+                RELAY_REPUBLISHED.inc(sent)
                 log.info("relay republished %d event(s)", sent)
             if time.monotonic() >= next_sweep:
                 for sweep in (EXPIRY_SWEEP, WEBHOOKS_SWEEP):

@@ -21,6 +21,7 @@ from services.core.challenges.rules import ChallengeSnapshot, Factor
 from services.core.errors import Conflict, Forbidden, InvalidCode, NotFound, Unprocessable
 from services.core.factors.base import ChallengeRef, TokenSnapshot, factor_for
 from services.core.models import Challenge, ChallengeState, TokenState
+from services.core.plumbing import metrics
 from services.core.plumbing.db import read_only
 from shared.events.challenge import ChallengeNotRequired
 
@@ -279,6 +280,7 @@ def expire_due(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
     sweep of at most ``max_batches`` units of work of ``batch`` challenges."""
     total = 0
     for _ in range(max_batches):
+        pushes = 0
         with ctx.uow() as uow:
             now = ctx.clock.now()
             conn = uow.session.connection()
@@ -286,8 +288,11 @@ def expire_due(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
             for row in rows:
                 if store.expire(conn, row.id, now):
                     total += 1
+                    pushes += row.token_type == "push"
                     uow.emit(rules.expired(row.id, row.area), user_id=row.user_id)
             uow.commit()
+        if pushes:  # the event does not name the factor; the row does
+            metrics.PUSH.labels("expired").inc(pushes)
         if len(rows) < batch:
             break
     return total

@@ -123,7 +123,7 @@ def _snapshot_query(token_column: Any) -> Any:
 _SNAPSHOT_GIVEN = _snapshot_query(bindparam("b_token"))  # the request names the factor
 _SNAPSHOT_SELECTED = _snapshot_query(C.token_id)  # the factor selected earlier
 _DUE = (
-    select(C.id, C.user_id, C.area)
+    select(C.id, C.user_id, C.area, C.token_type)
     .where(C.state == ChallengeState.PENDING, C.expires_at <= bindparam("b_now"))
     .order_by(C.expires_at)
     .limit(bindparam("b_limit"))

@@ -33,8 +33,9 @@ class Context:
     # Built on first use by the processes that need them (key parsing is not free).
     audit_signer: CheckpointSigner | None = None
     api_key_cache: KeyCache | None = None
-    # Readiness: True when the broker answers; None where the process has no broker to probe.
-    broker_probe: Callable[[], bool] | None = None
+    # Readiness: raises when the broker does not answer; None where there is no broker to
+    # probe (a test's recording publisher).
+    broker_probe: Callable[[], None] | None = None
 
     def uow(self, correlation_id: str | None = None) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.clock, self.dispatcher, correlation_id)

@@ -21,6 +21,19 @@ DEFAULT_SMS_COUNTRIES = ("AT,BE,BG,CA,CH,CY,CZ,DE,DK,EE,ES,FI,FR,GB,GR,HR,HU,IE,
                          "MT,NL,NO,PL,PT,RO,SE,SI,SK,US")
 
 
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("", "localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 class InsecureConfiguration(ValueError):
     """Raised when a non-dev environment would run on a development default."""
 
@@ -31,6 +44,8 @@ class Settings(BaseSettings):
     env: str = "dev"
     var_dir: Path = Path("var")
     database_url: str = ""
+    # Put into database_url's password, URL-encoded: a generated password may hold @, / or :.
+    database_password: SecretStr | None = None
     broker_url: str = EMBEDDED_BROKER
     public_url: str = "http://127.0.0.1:8000"
     issuer: str = "twofa"
@@ -38,6 +53,16 @@ class Settings(BaseSettings):
     areas: str = "sso,portal-security"
     protect_sso_on_first_token: bool = True
     log_level: str = "INFO"
+    # json: one JSON object per line (production); text: for people. None: text in dev.
+    log_format: Literal["json", "text"] | None = None
+
+    # operations: /metrics and the workers' --metrics-port answer only with
+    # ``Authorization: Bearer <token>`` when a token is set; the multiprocess metrics store of
+    # ``twofa serve --workers N`` (a new temporary directory when unset); the time a readiness
+    # probe gives the database and the broker
+    metrics_token: SecretStr | None = None
+    metrics_dir: Path | None = None
+    readiness_timeout_seconds: float = Field(1.0, gt=0, le=10)
 
     # TOTP
     totp_window: int = Field(1, ge=0, le=10)
@@ -251,10 +276,26 @@ class Settings(BaseSettings):
             problems.append("TWOFA_PUSH_PROVIDER=console does not reach phones; use fcm")
         if self.broker_url == EMBEDDED_BROKER:
             problems.append("TWOFA_BROKER_URL must name a Redis or RabbitMQ broker")
+        if "public_url" not in self.model_fields_set or _is_loopback_url(self.public_url):
+            problems.append(
+                "TWOFA_PUBLIC_URL must be the address phones and Twilio reach "
+                "(https://2fa.example.org), not a loopback address"
+            )
         if problems:
             raise InsecureConfiguration(
                 f"TWOFA_ENV={self.env} refuses development defaults: " + "; ".join(problems)
             )
+        return self
+
+    @model_validator(mode="after")
+    def _push_provider_is_complete(self) -> Settings:
+        if self.push_provider == "fcm" and self.fcm_credentials_file is None:
+            raise ValueError("TWOFA_PUSH_PROVIDER=fcm needs TWOFA_FCM_CREDENTIALS_FILE "
+                             "(the Firebase service-account JSON)")
+        if self.push_provider == "fcm" and self.fcm_credentials_file is not None \
+                and not self.fcm_credentials_file.is_file():
+            raise ValueError(f"TWOFA_FCM_CREDENTIALS_FILE {self.fcm_credentials_file} is not a "
+                             "file (the Firebase service-account JSON)")
         return self
 
     @model_validator(mode="after")
@@ -286,6 +327,10 @@ class Settings(BaseSettings):
         return self.env in ("dev", "test")
 
     @property
+    def logs_as_json(self) -> bool:
+        return self.log_format == "json" if self.log_format else not self.is_dev
+
+    @property
     def sms_country_set(self) -> frozenset[str] | None:
         """The allowed SMS destinations; None when every country is allowed."""
         if self.sms_allowed_countries == "*":
@@ -298,6 +343,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
+        if self.database_url and self.database_password is not None:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url).set(
+                password=self.database_password.get_secret_value())
+            return url.render_as_string(hide_password=False)
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'twofa.db').resolve()}"

@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.models import OutboxEvent
 from services.core.plumbing.clock import Clock
+from services.core.plumbing.logs import current_correlation
 from services.core.plumbing.messaging.outbox import Dispatcher
+from services.core.plumbing.metrics import observe_events
 from shared.envelope import EventData
 from shared.registry import new_event
 
@@ -44,7 +46,8 @@ class UnitOfWork:
         self._sessions = sessions
         self.clock = clock
         self._dispatcher = dispatcher
-        self.correlation_id = correlation_id or uuid.uuid4().hex
+        # The request's or the consumed event's id, so one login's events and lines share it.
+        self.correlation_id = correlation_id or current_correlation() or uuid.uuid4().hex
         self._pending: list[dict[str, Any]] = []
         self._surviving: list[dict[str, Any]] = []
         self.session: Session
@@ -79,9 +82,11 @@ class UnitOfWork:
     def commit(self) -> None:
         rows = self._write_outbox() if self._pending else []
         self.session.commit()
+        committed = self._pending
         self._pending, self._surviving = [], []
         if rows:
             self._dispatcher.dispatch(rows)
+            observe_events(committed)
 
     def _write_outbox(self) -> list[tuple[int, dict[str, Any]]]:
         """One statement for all of this unit's events; sequence numbers in emit order."""

@@ -39,6 +39,7 @@ from services.core.challenges import service as challenges
 from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
 from services.core.factors.sms.sender import SmsSender
 from services.core.models import DeliveryState, SmsDelivery
+from services.core.plumbing import metrics
 from services.core.plumbing.db import affected_rows
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
 from shared.events.sms import SmsFailed, SmsRequested
@@ -104,11 +105,12 @@ def deliver(
         _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="code_unavailable")
         return "failed"
     try:
-        receipt = sender.send(
-            ctx.keyring.decrypt(claim.phone_enc),
-            message_body(ctx, ctx.keyring.decrypt(claim.code_enc)),
-            status_callback=status_callback_url(ctx, cmd.message_id),
-        )
+        with metrics.SMS_PROVIDER_SECONDS.labels(sender.name).time():
+            receipt = sender.send(
+                ctx.keyring.decrypt(claim.phone_enc),
+                message_body(ctx, ctx.keyring.decrypt(claim.code_enc)),
+                status_callback=status_callback_url(ctx, cmd.message_id),
+            )
     except PermanentProviderError as exc:
         _finish(
             ctx,

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu import Exchange, Queue
 
 from services.core.plumbing.messaging.routes import QUEUES
 from services.core.plumbing.settings import Settings
+
+# A message header with the publish time (epoch seconds), on every message any twofa process
+# sends: the relay's metrics read the age of each queue's oldest message from it.
+SENT_AT_HEADER = "twofa_sent_at"
+
+
+@before_task_publish.connect(weak=False, dispatch_uid="twofa-sent-at")
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is not None:
+        headers.setdefault(SENT_AT_HEADER, time.time())
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -32,7 +32,10 @@ def readyz(ctx: Ctx) -> JSONResponse:
     ready = all(v == OK for v in results.values())
     body: dict[str, object] = {"ready": ready, "checks": results}
     if not ready:
-        body["down"] = sorted(name for name, v in results.items() if v != OK)
+        down = sorted(name for name, v in results.items() if v != OK)
+        body["down"] = down
+        for name in down:
+            metrics.READINESS_FAILURES.labels(name).inc()
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

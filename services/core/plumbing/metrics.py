@@ -82,6 +82,10 @@ TASK_SECONDS = Histogram(
 )
 TASK_RETRIES = Counter("twofa_task_retries_total", "Task runs that asked to be retried.", ("task",))
 TASK_FAILURES = Counter("twofa_task_failures_total", "Task runs that raised.", ("task",))
+READINESS_FAILURES = Counter(
+    "twofa_readiness_failures_total", "Readiness checks that failed, by what was down.",
+    ("check",),
+)
 RELAY_REPUBLISHED = Counter(
     "twofa_relay_republished_total", "Outbox events the relay published after the grace period.",
 )
@@ -172,10 +176,13 @@ class _Quiet(WSGIRequestHandler):
 
 
 def serve(host: str, port: int, reg: CollectorRegistry, token: str | None) -> Callable[[], None]:
-    """Serve ``reg`` at ``http://host:port/metrics`` from a daemon thread (workers, relay);
-    returns a function that stops it."""
+    """Serve ``reg`` at ``http://host:port/metrics`` (and ``/healthz``, for liveness probes)
+    from a daemon thread (workers, relay); returns a function that stops it."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":  # liveness probes need no metrics token
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
         if environ.get("PATH_INFO") not in ("/metrics", "/"):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]

@@ -77,7 +77,10 @@ class StateCollector(Collector):
             if last_chained is not None:
                 lag_query = lag_query.where(OutboxEvent.seq > last_chained)
             lag = conn.execute(lag_query).scalar() or 0
-            signed = conn.execute(select(func.max(AuditCheckpoint.signed_at))).scalar()
+            signed, signed_to = conn.execute(
+                select(func.max(AuditCheckpoint.signed_at), func.max(AuditCheckpoint.position))
+            ).one()
+            head = conn.execute(select(func.max(AuditEntry.position))).scalar() or 0
         yield _gauge("twofa_outbox_unpublished", "Events written but not yet on the broker.",
                      backlog)
         yield _gauge("twofa_outbox_oldest_unpublished_age_seconds",
@@ -85,6 +88,10 @@ class StateCollector(Collector):
                      now - as_utc(oldest).timestamp() if oldest is not None else 0.0)
         yield _gauge("twofa_audit_lag_events",
                      "Events committed but not yet appended to the audit chain.", lag)
+        # Checkpoints are signed as entries arrive: an old one matters only while entries
+        # after it wait for a signature.
+        yield _gauge("twofa_audit_unsigned_entries",
+                     "Audit entries after the last signed checkpoint.", head - (signed_to or 0))
         if signed is not None:
             yield _gauge("twofa_audit_checkpoint_age_seconds",
                          "Age of the last signed audit checkpoint.",

@@ -120,7 +120,10 @@ def test_readiness_names_what_is_down(ctx: Context) -> None:
         r = client.get("/readyz")
         assert r.status_code == 200 and r.json() == {"ready": True, "checks": {"database": "ok"}}
         ctx.broker_probe = refused
+        before = value(scrape(client), "twofa_readiness_failures_total", check="broker")
         r = client.get("/readyz")
+        assert value(scrape(client), "twofa_readiness_failures_total", check="broker") \
+            == before + 1
         assert r.status_code == 503
         assert r.json() == {"ready": False, "down": ["broker"],
                             "checks": {"database": "ok", "broker": "ConnectionRefusedError"}}
@@ -140,3 +143,22 @@ def test_a_probe_that_hangs_is_reported_as_a_timeout_within_the_setting(ctx: Con
         release.set()
     assert r.status_code == 503 and r.json()["checks"]["broker"] == "timeout"
     assert took < 2.0
+
+
+def test_a_worker_metrics_port_serves_liveness_freely_and_metrics_with_the_token() -> None:
+    import httpx
+
+    from services.core.plumbing import metrics
+    from tests.e2e.stack import free_port
+
+    port = free_port()
+    stop = metrics.serve("127.0.0.1", port, metrics.registry(), "tok-123")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        r = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer tok-123"})
+        assert r.status_code == 200 and "twofa_task_duration_seconds" in r.text
+        assert httpx.get(f"{base}/other").status_code == 404
+    finally:
+        stop()

@@ -50,11 +50,10 @@ class Observability:
             await send(message)
 
         began = time.perf_counter()
-        token = logs.set_correlation(rid)
         try:
-            await self.app(scope, receive, send_with_id)
+            with logs.correlation(rid):
+                await self.app(scope, receive, send_with_id)
         finally:
-            logs.reset_correlation(token)
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
             method = scope.get("method", "GET")

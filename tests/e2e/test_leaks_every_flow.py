@@ -91,7 +91,8 @@ def test_every_flow_leaves_no_secret_behind(settings, ctx: Context, broker_url: 
         pytest.skip("the broker tap reads Redis MONITOR; this run's broker is not Redis")
     stack = Stack(settings, broker_url)
     stack.extra_env.update(TWOFA_PUBLIC_URL=stack.url, TWOFA_PUSH_SERVER_KEY_BITS="2048",
-                           TWOFA_SMS_RESEND_INTERVAL_SECONDS="0")  # enrollment and login SMS close together
+                           TWOFA_SMS_RESEND_INTERVAL_SECONDS="0",  # enrollment and login SMS close together
+                           TWOFA_LOG_FORMAT="json")  # the production format is what is searched
     tap = BrokerTap(broker_url).start()
     stack.start(queues=("audit", "expiry", "sms", "push"))
     used = Sensitive(secrets={admin_key}, phones={PHONE})
@@ -174,6 +175,7 @@ def test_every_flow_leaves_no_secret_behind(settings, ctx: Context, broker_url: 
     envelopes = audit_envelopes(ctx)
     assert {"sms.sent", "challenge.approved", "recovery.used", "challenge.verified"} <= {e["type"] for e in envelopes}
     assert any("twofa.sms.send" in line for line in tap.lines)  # the tap did see the messages
+    assert '"correlation_id": ' in stack.log_text()  # the logs searched are the JSON lines
     assert_no_leaks(used, logs=stack.log_text(), envelopes=envelopes, messages=tap.lines)
 
 

@@ -123,7 +123,9 @@ class EnrollmentOut(BaseModel):
 
 class TokenListOut(BaseModel):
     tokens: list[TokenOut]
-    # A recovery token waits for its one download (GET …/recovery-token): offer it.
+    # A recovery token exists (a portal offers "use your recovery token" only then) ...
+    recovery_token_issued: bool = False
+    # ... and waits for its one download (GET …/recovery-token): offer it.
     recovery_token_available: bool = False
 
 
@@ -140,6 +142,13 @@ class VerifyIn(Strict):
     code: str = Code
     # Optional: select this (code-ready, e.g. TOTP) factor and verify in one request.
     token_id: uuid.UUID | None = None
+
+
+class CoverIn(Strict):
+    answered_challenge_id: uuid.UUID = Field(
+        description="a login challenge of the same user that was verified or approved after "
+                    "this one was created"
+    )
 
 
 class FactorOut(BaseModel):

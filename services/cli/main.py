@@ -10,6 +10,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,9 +20,21 @@ from services.core.plumbing.settings import Settings
 
 def _settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         sys.exit(f"twofa: configuration refused:\n{_explain(exc)}")
+    make_private(settings.var_dir)
+    return settings
+
+
+def make_private(var_dir: Path) -> None:
+    """Files an older twofa left readable by others under var/ become private on start."""
+    from services.core.plumbing.private_files import tighten
+
+    changed = tighten(var_dir)
+    if changed:
+        print(f"twofa: made {len(changed)} path(s) under {var_dir} private (0700/0600)",
+              file=sys.stderr)
 
 
 def _explain(exc: ValidationError) -> str:

@@ -37,11 +37,13 @@ def _read_password(name: str) -> str:
 
 
 def _accounts() -> AccountStore:
+    from services.cli.main import make_private
     from services.portal.accounts import AccountStore
     from services.portal.settings import PortalSettings
 
     settings = PortalSettings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.var_dir)
     return AccountStore(settings.resolved_database_url)
 
 

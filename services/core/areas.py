@@ -45,6 +45,10 @@ def catalogue(ctx: Context) -> tuple[str, ...]:
     return ctx.settings.area_names
 
 
+def display_name(ctx: Context, area: str) -> str:
+    return ctx.settings.area_display_names.get(area, area)
+
+
 def ensure_known(ctx: Context, area: str) -> None:
     if area not in catalogue(ctx):
         raise NotFound(f"no area named {area!r} in the catalogue", code="unknown_area")

@@ -101,20 +101,26 @@ def issue_on_first_token(ctx: Context, uow: UnitOfWork, token: Token) -> dict[st
     }
 
 
+@dataclass(frozen=True)
+class Status:
+    issued: bool  # a recovery token exists and can be redeemed
+    # Its one download has not happened yet: a portal offers it until then (an imported
+    # user gets one without ever passing through an enrollment page).
+    downloadable: bool
+
+
+def status(ctx: Context, user_id: str) -> Status:
+    with ctx.uow() as uow:
+        profile = uow.session.get(UserProfile, user_id)
+        issued = profile is not None and profile.recovery_hash is not None
+        return Status(issued, issued and profile is not None
+                      and profile.recovery_pending_enc is not None)
+
+
 def safe_filename(user_id: str) -> str:
     """``twofa-recovery-<user>.txt`` with anything unusual in the user id replaced."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", user_id).strip(".")[:64] or "user"
     return f"twofa-recovery-{cleaned}.txt"
-
-
-def waiting(ctx: Context, user_id: str) -> bool:
-    """Whether a recovery token waits for its one download (a portal offers it until then:
-    an imported user gets one without ever passing through an enrollment page)."""
-    with ctx.uow() as uow:
-        pending = uow.session.scalar(
-            select(UserProfile.recovery_pending_enc).where(UserProfile.user_id == user_id)
-        )
-    return pending is not None
 
 
 def download(ctx: Context, user_id: str, correlation_id: str | None = None) -> Download:

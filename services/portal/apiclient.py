@@ -105,7 +105,22 @@ class TwofaClient:
         return self._call("POST", f"/v1/users/{_u(user)}/recovery",  # type: ignore[no-any-return]
                           json={"recovery_token": recovery_token}).json()
 
+    def cancel_enrollment(self, user: str, token_id: str) -> None:
+        """An enrollment not finished yet is deleted without a code."""
+        self._call("DELETE", f"/v1/users/{_u(user)}/tokens/{_u(token_id)}", json={})
+
+    def resend_enrollment_sms(self, user: str, token_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/users/{_u(user)}/tokens/{_u(token_id)}/sms/resend").json()  # type: ignore[no-any-return]
+
+    def has_recovery(self, user: str) -> bool:
+        """Whether the user has a recovery token to reset 2FA with."""
+        return bool(self.token_overview(user).get("recovery_token_issued"))
+
     # -- areas (scope enroll) -------------------------------------------------------------
+    def display_names(self) -> dict[str, str]:
+        """Each area's name for people (the catalogue's ``slug=Display name``)."""
+        return self._call("GET", "/v1/areas").json()["display_names"]  # type: ignore[no-any-return]
+
     def areas(self, user: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/v1/users/{_u(user)}/areas").json()["areas"]  # type: ignore[no-any-return]
 
@@ -150,6 +165,14 @@ class TwofaClient:
     def verify(self, challenge_id: str, code: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/challenges/{_u(challenge_id)}/verify",  # type: ignore[no-any-return]
                           json={"code": code}).json()
+
+    def cover(self, challenge_id: str, answered_challenge_id: str) -> dict[str, Any]:
+        """Let the answer to one login challenge count for another area's challenge."""
+        return self._call("POST", f"/v1/challenges/{_u(challenge_id)}/cover",  # type: ignore[no-any-return]
+                          json={"answered_challenge_id": answered_challenge_id}).json()
+
+    def resend_challenge_sms(self, challenge_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/challenges/{_u(challenge_id)}/sms/resend").json()  # type: ignore[no-any-return]
 
     def challenge(self, challenge_id: str, wait: int = 0) -> dict[str, Any]:
         params = {"wait": wait} if wait else None

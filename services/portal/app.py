@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from services.portal.accounts import AccountStore
-from services.portal.apiclient import ApiUnavailable, TwofaClient
+from services.portal.apiclient import ApiError, ApiUnavailable, TwofaClient
+from services.portal.messages import say
 from services.portal.settings import PortalSettings
 from services.portal.web import CsrfRefused, SecurityHeaders, csrf_token
 
@@ -32,12 +35,24 @@ class LoginRequired(Exception):
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return _render(request, name, status, context, leave_session=False)
+
+
+def render_quietly(request: Request, name: str, status: int, **context: Any) -> HTMLResponse:
+    """For pages a browser also fetches on its own (a missing favicon's 404): they must
+    neither start a session (its cookie would replace the one of the page being filled
+    in) nor take that page's flash message."""
+    return _render(request, name, status, context, leave_session=True)
+
+
+def _render(request: Request, name: str, status: int, context: dict[str, Any], *,
+            leave_session: bool) -> HTMLResponse:
     settings: PortalSettings = request.app.state.settings
     context.update(
         base=settings.base_path,
-        csrf=csrf_token(request),
+        csrf=request.session.get("csrf", "") if leave_session else csrf_token(request),
         user=request.session.get("user"),
-        flash=request.session.pop("flash", None),
+        flash=None if leave_session else request.session.pop("flash", None),
     )
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -100,6 +115,29 @@ def create_app(
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(f"{base}/login?next={exc.next_path}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return render_quietly(request, "error.html", 404, title="Page not found",
+                          message="There is no page at this address. Check the link, or go "
+                                  "back to the portal.")
+        return render_quietly(request, "error.html", exc.status_code, title="That did not work",
+                      message="The portal cannot do that from here. Go back to the portal "
+                              "and try again.")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, _: RequestValidationError) -> Response:
+        # Forms check their own fields and answer with their page; this is what is left
+        # (a tampered or truncated request). The values are not echoed.
+        return render(request, "error.html", 422, title="Something is missing",
+                      message="The form arrived incomplete or with a value that is too long. "
+                              "Go back, check what you entered and send it again.")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return render(request, "error.html", exc.status, title="That did not work",
+                      message=say(exc))
 
     @app.exception_handler(ApiUnavailable)
     async def _api_down(request: Request, _: ApiUnavailable) -> Response:

@@ -7,6 +7,7 @@ from shared.events.area import AreaProtectionChanged
 from shared.events.audit import AuditCheckpointSigned
 from shared.events.challenge import (
     ChallengeApproved,
+    ChallengeCovered,
     ChallengeCreated,
     ChallengeDeclined,
     ChallengeExpired,
@@ -48,6 +49,7 @@ __all__ = [
     "AreaProtectionChanged",
     "AuditCheckpointSigned",
     "ChallengeApproved",
+    "ChallengeCovered",
     "ChallengeCreated",
     "ChallengeCreatedV1",
     "ChallengeCreatedV2",

@@ -11,6 +11,7 @@ from shared.types import AreaName, TokenType
 
 __all__ = [
     "ChallengeApproved",
+    "ChallengeCovered",
     "ChallengeCreated",
     "ChallengeDeclined",
     "ChallengeExpired",
@@ -96,6 +97,25 @@ class ChallengeVerified(EventData):
     area: AreaName
     token_id: UUID
     token_type: TokenType
+
+
+@event
+class ChallengeCovered(EventData):
+    """The answer to another login challenge of the same user, for another area, counted
+    for this one too: one factor answer covers the areas a sign-in needs at once.
+
+    ``by_challenge_id`` is the challenge that was answered (its own ``challenge.verified``
+    or ``challenge.approved`` names the code or the push); ``token_id`` answered it.
+    """
+
+    TYPE = "challenge.covered"
+    VERSION = 1
+
+    challenge_id: UUID
+    area: AreaName
+    token_id: UUID
+    token_type: TokenType
+    by_challenge_id: UUID
 
 
 @event

@@ -75,6 +75,10 @@ EXAMPLES: dict[str, Callable[[], EventData]] = {
     "challenge.verified": lambda: ev.ChallengeVerified(
         challenge_id=CHALLENGE, area="login", token_id=TOKEN, token_type="totp"
     ),
+    "challenge.covered": lambda: ev.ChallengeCovered(
+        challenge_id=CHALLENGE, area="portal-security", token_id=TOKEN, token_type="totp",
+        by_challenge_id=UUID("00000000-0000-4000-8000-000000000006"),
+    ),
     "challenge.failed": lambda: ev.ChallengeFailed(
         challenge_id=CHALLENGE,
         area="login",

@@ -36,3 +36,23 @@ def test_migrate_portal_accounts_and_keys_are_private(tmp_path: Path):
         assert mode(var / name) == 0o600, name
     for path in var.rglob("*"):
         assert mode(path) & 0o077 == 0, f"{path.relative_to(tmp_path)} is {oct(mode(path))}"
+
+
+def test_files_an_older_twofa_left_readable_are_made_private_on_start(tmp_path: Path):
+    var = tmp_path / "var"
+    (var / "outbox").mkdir(parents=True)
+    old = {var / "portal.db": "hashes", var / "outbox" / "sms.log": "codes"}
+    for path, text in old.items():
+        path.write_text(text)
+        path.chmod(0o644)
+    (var / "outbox").chmod(0o755)
+    var.chmod(0o755)
+    outside = tmp_path / "shared.txt"
+    outside.write_text("not twofa's")
+    outside.chmod(0o644)
+    os.symlink(outside, var / "link")  # not followed: what it points to is not twofa's
+    twofa(tmp_path, "migrate")
+    assert mode(var) == 0o700 and mode(var / "outbox") == 0o700
+    for path, text in old.items():
+        assert mode(path) == 0o600 and path.read_text() == text
+    assert mode(outside) == 0o644

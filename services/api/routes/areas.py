@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.api.deps import Correlation, Ctx, UserId, require
 from services.api.schemas import StepUpProof
 from services.core import areas
+from services.core.plumbing.context import Context
 
 router = APIRouter(tags=["areas"])
 
@@ -28,10 +29,14 @@ AreaPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 class CatalogueOut(BaseModel):
     areas: list[str]
+    display_names: dict[str, str] = Field(
+        description="the name people read for each area (TWOFA_AREAS `slug=Display name`)"
+    )
 
 
 class AreaOut(BaseModel):
     area: str
+    display_name: str
     protected: bool
     updated_at: datetime | None = None
 
@@ -49,22 +54,24 @@ class AreaIn(StepUpProof):
     protected: bool
 
 
-def _out(state: areas.AreaState) -> AreaOut:
-    return AreaOut(area=state.area, protected=state.protected, updated_at=state.updated_at)
+def _out(ctx: Context, state: areas.AreaState) -> AreaOut:
+    return AreaOut(area=state.area, display_name=areas.display_name(ctx, state.area),
+                   protected=state.protected, updated_at=state.updated_at)
 
 
 @router.get(
     "/v1/areas", response_model=CatalogueOut, dependencies=[Depends(require_catalogue_reader)]
 )
 def catalogue(ctx: Ctx) -> CatalogueOut:
-    return CatalogueOut(areas=list(areas.catalogue(ctx)))
+    return CatalogueOut(areas=list(areas.catalogue(ctx)),
+                        display_names=ctx.settings.area_display_names)
 
 
 @router.get(
     "/v1/users/{user_id}/areas", response_model=UserAreasOut, dependencies=[Depends(_enroll)]
 )
 def user_areas(user_id: UserId, ctx: Ctx) -> UserAreasOut:
-    listed = [_out(a) for a in areas.user_areas(ctx, user_id)]
+    listed = [_out(ctx, a) for a in areas.user_areas(ctx, user_id)]
     return UserAreasOut(user_id=user_id, areas=listed)
 
 
@@ -72,7 +79,7 @@ def user_areas(user_id: UserId, ctx: Ctx) -> UserAreasOut:
     "/v1/users/{user_id}/areas/{area}", response_model=AreaOut, dependencies=[Depends(_enroll)]
 )
 def user_area(user_id: UserId, area: AreaPath, ctx: Ctx) -> AreaOut:
-    return _out(areas.user_area(ctx, user_id, area))
+    return _out(ctx, areas.user_area(ctx, user_id, area))
 
 
 @router.put(
@@ -97,9 +104,4 @@ def set_area(
         correlation_id=correlation,
         step_up_id=body.step_up_id,
     )
-    return AreaChangeOut(
-        area=state.area,
-        protected=state.protected,
-        updated_at=state.updated_at,
-        changed=state.changed,
-    )
+    return AreaChangeOut(**_out(ctx, state).model_dump(), changed=state.changed)

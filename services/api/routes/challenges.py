@@ -11,7 +11,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.api.challenge_waiters import waiters
 from services.api.deps import Correlation, Ctx, model_response, require, run_db
-from services.api.schemas import ChallengeIn, ChallengeOut, FactorOut, SelectIn, VerifyIn
+from services.api.schemas import (
+    ChallengeIn,
+    ChallengeOut,
+    CoverIn,
+    FactorOut,
+    SelectIn,
+    VerifyIn,
+)
+from services.core.challenges import cover as covering
 from services.core.challenges import service as challenges
 from services.core.challenges.service import ChallengeView
 from services.core.factors.push import login as push_login
@@ -90,6 +98,19 @@ async def verify(
     """Check the code. With ``token_id`` a TOTP factor is selected in the same request,
     so a TOTP login is two requests: create the challenge, verify."""
     return model_response(await run_db(ctx, _verify, ctx, correlation, challenge_id, body))
+
+
+@router.post("/{challenge_id}/cover", response_model=ChallengeOut)
+def cover(
+    challenge_id: uuid.UUID, body: CoverIn, ctx: Ctx, correlation: Correlation
+) -> ChallengeOut:
+    """One answer for several areas: when a sign-in needs more than one protected area,
+    create a challenge for each, answer one, and let that answer cover the others. The
+    answered challenge must be the same user's, a login, verified or approved after this
+    one was created, with a token that is a factor of this area; else 409 ``not_covered``.
+    The covered challenge takes the answer's status and a ``challenge.covered`` event."""
+    answered = body.answered_challenge_id
+    return challenge_out(ctx, covering.cover(ctx, challenge_id, answered, correlation))
 
 
 def _read_once(ctx: Context, challenge_id: uuid.UUID) -> ChallengeOut:

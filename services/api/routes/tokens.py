@@ -28,8 +28,10 @@ def start_enrollment(
 
 @router.get("", response_model=TokenListOut)
 def overview(user_id: UserId, ctx: Ctx) -> TokenListOut:
+    kept = recovery.status(ctx, user_id)
     return TokenListOut(tokens=[TokenOut.of(t) for t in service.overview(ctx, user_id)],
-                        recovery_token_available=recovery.waiting(ctx, user_id))
+                        recovery_token_issued=kept.issued,
+                        recovery_token_available=kept.downloadable)
 
 
 @router.post("/{token_id}/scanned", response_model=EnrollmentOut)

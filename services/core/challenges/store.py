@@ -160,6 +160,17 @@ _CLOSE_VERIFIED = (
         completed_at=bindparam("b_now"),
     )
 )
+# Another challenge's success counted for this one (``cover``): verified or approved.
+_CLOSE_COVERED = (
+    update(CHALLENGES)
+    .where(_STILL_OPEN)
+    .values(
+        state=bindparam("b_state"),
+        token_id=bindparam("b_token"),
+        token_type=bindparam("b_type"),
+        completed_at=bindparam("b_now"),
+    )
+)
 _EXHAUSTED = C.attempts + 1 >= C.max_attempts  # rules.exhausted, in SQL
 _COUNT_ATTEMPT = (
     update(CHALLENGES)
@@ -329,6 +340,19 @@ def close_verified(
 ) -> bool:
     params = {"b_challenge": challenge_id, "b_token": token.id, "b_type": token.type, "b_now": now}
     return bool(conn.execute(_CLOSE_VERIFIED, params).rowcount == 1)
+
+
+def close_covered(
+    conn: Connection,
+    challenge_id: uuid.UUID,
+    token_id: uuid.UUID,
+    token_type: str,
+    state: str,
+    now: datetime,
+) -> bool:
+    params = {"b_challenge": challenge_id, "b_token": token_id, "b_type": token_type,
+              "b_state": state, "b_now": now}
+    return bool(conn.execute(_CLOSE_COVERED, params).rowcount == 1)
 
 
 def count_attempt(

@@ -42,7 +42,8 @@ class Token(Base):
     created_at: Mapped[UtcDateTime]
     activated_at: Mapped[UtcDateTime | None]
     last_used_at: Mapped[UtcDateTime | None]
-    enrollment_expires_at: Mapped[UtcDateTime | None]
+    # Indexed for the expiry sweep; NULL once the token is active.
+    enrollment_expires_at: Mapped[UtcDateTime | None] = mapped_column(index=True)
 
     def __repr__(self) -> str:  # never show secrets, even encrypted ones
         return f"Token(id={self.id}, type={self.type}, state={self.state})"

@@ -7,6 +7,7 @@ the environment.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -50,7 +51,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     issuer: str = "twofa"
     encryption_keys: SecretStr | None = None
-    areas: str = "sso,portal-security"
+    # The protected-area catalogue: ``slug`` or ``slug=Display name``, comma-separated.
+    areas: str = "sso=Single sign-on,portal-security=Security settings"
     protect_sso_on_first_token: bool = True
     log_level: str = "INFO"
     # json: one JSON object per line (production); text: for people. None: text in dev.
@@ -198,13 +200,19 @@ class Settings(BaseSettings):
     def _areas_are_slugs(cls, value: str) -> str:
         import re
 
-        names = [a.strip() for a in value.split(",") if a.strip()]
-        if not names:
+        items = [a.strip() for a in value.split(",") if a.strip()]
+        if not items:
             raise ValueError("TWOFA_AREAS must name at least one area")
-        for name in names:
+        out = []
+        for item in items:
+            name, has_title, title = (part.strip() for part in item.partition("="))
             if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
                 raise ValueError(f"invalid area name {name!r}")
-        return ",".join(names)
+            if has_title and (not 0 < len(title) <= 64 or "=" in title):
+                raise ValueError(f"area {name!r}: the display name after '=' must be 1-64 "
+                                 "characters without '=' or ','")
+            out.append(f"{name}={title}" if title else name)
+        return ",".join(out)
 
     @model_validator(mode="after")
     def _pi_realms_name_areas(self) -> Settings:
@@ -337,9 +345,18 @@ class Settings(BaseSettings):
             return None
         return frozenset(self.sms_allowed_countries.split(","))
 
-    @property
+    @cached_property
     def area_names(self) -> tuple[str, ...]:
-        return tuple(self.areas.split(","))
+        return tuple(self.area_display_names)
+
+    @cached_property
+    def area_display_names(self) -> dict[str, str]:
+        """Slug -> the name people read; an area configured as a plain slug shows the slug."""
+        out: dict[str, str] = {}
+        for item in self.areas.split(","):
+            name, _, title = item.partition("=")
+            out[name] = title or name
+        return out
 
     @property
     def resolved_database_url(self) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, select
 
 from services.core.errors import Conflict, Gone, NotFound, Unprocessable
 from services.core.factors.base import EnrollRequest, factor_for, factor_types
@@ -218,3 +218,40 @@ def delete_token(
         )
         uow.commit()
     return token
+
+
+_DUE_ENROLLMENTS = (
+    select(Token.id, Token.user_id, Token.type)
+    .where(Token.state.in_(TokenState.ENROLLING), Token.enrollment_expires_at <= bindparam("b_now"))
+    .order_by(Token.enrollment_expires_at)
+    .limit(bindparam("b_limit"))
+)
+# Compare-and-set: an enrollment finished since the read keeps its token.
+_DELETE_EXPIRED_ENROLLMENT = delete(Token).where(
+    Token.id == bindparam("b_token"),
+    Token.state.in_(TokenState.ENROLLING),
+    Token.enrollment_expires_at <= bindparam("b_now"),
+)
+
+
+def expire_enrollments(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
+    """Remove enrollments abandoned past their expiry (``TWOFA_ENROLLMENT_TTL_SECONDS``
+    after they started), each with a ``token.deleted`` event of
+    reason ``enrollment_expired``: a bounded sweep like the challenges' one. Correctness
+    does not wait for it: every enrollment step checks the expiry itself."""
+    total = 0
+    for _ in range(max_batches):
+        with ctx.uow() as uow:
+            now = ctx.clock.now()
+            conn = uow.session.connection()
+            rows = conn.execute(_DUE_ENROLLMENTS, {"b_now": now, "b_limit": batch}).all()
+            for row in rows:
+                gone = conn.execute(_DELETE_EXPIRED_ENROLLMENT, {"b_token": row.id, "b_now": now})
+                if gone.rowcount == 1:
+                    total += 1
+                    uow.emit(TokenDeleted(token_id=row.id, token_type=row.type,
+                                          reason="enrollment_expired"), user_id=row.user_id)
+            uow.commit()
+        if len(rows) < batch:
+            break
+    return total

@@ -12,14 +12,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.portal.apiclient import ApiError
 from services.portal.app import LoginRequired, flash, redirect, render
 from services.portal.routes import step_up
-from services.portal.routes.login import Csrf, _say, check_area, client, finish
+from services.portal.messages import TYPE_NAMES, field_of, say
+from services.portal.routes.login import Csrf, check_areas, client, finish
 
 router = APIRouter()
-TYPE_NAMES = {"totp": "TOTP", "sms": "SMS", "push": "PUSH"}
 PUSH_REGISTRATION_WAIT = 6.0  # seconds "QR code scanned" waits for the app's step 2
 
 
@@ -32,7 +33,7 @@ def guard(request: Request) -> str | Response:
     if settings.security_area not in request.session.get("verified", []):
         if request.method != "GET":
             return redirect(request, "/security")
-        step = check_area(request, user, settings.security_area, request.url.path)
+        step = check_areas(request, user, [settings.security_area], request.url.path)
         if step is not None:
             return step
     return str(user)
@@ -53,16 +54,18 @@ def _code_tokens(tokens: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def overview(request: Request, user: str, status: int = 200, **extra: Any) -> Response:
-    listing = client(request).token_overview(user)
+    api = client(request)
+    listing = api.token_overview(user)
     tokens = _named(listing["tokens"])
+    recovery = {"issued": bool(listing.get("recovery_token_issued")),
+                "downloadable": bool(listing.get("recovery_token_available"))}
     # Downloaded by itself right after the first enrollment here; offered with a button on
     # any later visit until it is downloaded (imported users get theirs without enrolling).
-    recovery_auto = bool(request.session.pop("recovery_ready", False))
-    recovery_ready = recovery_auto or bool(listing.get("recovery_token_available"))
-    return render(request, "security.html", status, tokens=tokens, areas=client(request).areas(user),
+    recovery_auto = bool(request.session.pop("recovery_ready", False)) and recovery["downloadable"]
+    return render(request, "security.html", status, tokens=tokens, areas=api.areas(user),
                   code_tokens=_code_tokens(tokens), has_active=any(t["state"] == "active" for t in tokens),
-                  contact=client(request).contact(user), recovery_ready=recovery_ready,
-                  recovery_auto=recovery_auto, **extra)
+                  contact=api.contact(user), recovery=recovery, recovery_auto=recovery_auto,
+                  **extra)
 
 
 @router.get("/security")
@@ -77,21 +80,44 @@ def enroll_form(request: Request) -> Response:
     return user if isinstance(user, Response) else render(request, "enroll.html")
 
 
+def _enroll_errors(type_: str, description: str, phone: str) -> dict[str, str]:
+    errors = {}
+    if type_ not in TYPE_NAMES:
+        errors["type"] = "Choose the kind of token you want to set up."
+    if not description:
+        errors["description"] = "Enter a description, for example the name of your phone."
+    elif len(description) > 64:
+        errors["description"] = (f"The description is {len(description)} characters long. "
+                                 "Shorten it to 64 characters or fewer.")
+    if type_ == "sms" and not phone:
+        errors["phone"] = "Enter the phone number the SMS should go to, with the country code."
+    elif type_ == "sms" and len(phone) > 32:
+        errors["phone"] = "That is too long for a phone number. Check it and enter it again."
+    return errors
+
+
 @router.post("/security/enroll", dependencies=[Csrf])
-def enroll(request: Request, type: Annotated[str, Form(pattern="^(totp|push|sms)$")],
-           description: Annotated[str, Form(max_length=64)],
-           phone: Annotated[str, Form(max_length=32)] = "") -> Response:
+def enroll(request: Request, type: Annotated[str, Form()] = "",
+           description: Annotated[str, Form()] = "",
+           phone: Annotated[str, Form()] = "") -> Response:
+    """Checked here rather than by the form's schema, so that a wrong field comes back as
+    this page with the message beside it and what was typed still there."""
     user = guard(request)
     if isinstance(user, Response):
         return user
-    if not description.strip() or (type == "sms" and not phone.strip()):
-        return render(request, "enroll.html", 422, error="Enter a description"
-                      + (" and your phone number." if type == "sms" else "."), chosen=type)
+    description, phone = description.strip(), phone.strip()
+    form = {"chosen": type, "description": description, "phone": phone}
+    errors = _enroll_errors(type, description, phone)
+    if errors:
+        return render(request, "enroll.html", 422, errors=errors, **form)
     try:
-        out = client(request).start_enrollment(user, type, description.strip(),
-                                                phone.strip() if type == "sms" else None)
+        out = client(request).start_enrollment(user, type, description,
+                                                phone if type == "sms" else None)
     except ApiError as exc:
-        return render(request, "enroll.html", exc.status, error=_say(exc), chosen=type)
+        field = field_of(exc)
+        if field is None:
+            return render(request, "enroll.html", exc.status, error=say(exc), **form)
+        return render(request, "enroll.html", exc.status, errors={field: say(exc)}, **form)
     token = out["token"]
     if type == "sms":
         return redirect(request, f"/security/tokens/{token['id']}/activate")
@@ -106,12 +132,12 @@ def scanned(request: Request, token_id: str) -> Response:
         return user
     token = _find(request, user, token_id)
     if token is None:
-        return redirect(request, "/security")
+        return _gone(request)
     if token["type"] != "push":
         try:
             client(request).enrollment_step(user, token_id, "scanned")
         except ApiError as exc:
-            return overview(request, user, exc.status, error=_say(exc))
+            return overview(request, user, exc.status, error=say(exc))
         return redirect(request, f"/security/tokens/{token_id}/activate")
     # PUSH: the app registers itself with the API (enrollment step 2); wait a moment for it.
     deadline = time.monotonic() + PUSH_REGISTRATION_WAIT
@@ -126,8 +152,49 @@ def scanned(request: Request, token_id: str) -> Response:
     return render(request, "push_pending.html", 409, token_id=token_id)
 
 
+def _gone(request: Request) -> Response:
+    flash(request, "That token is no longer there: a set-up that is not finished in time "
+                   "expires, or it was cancelled or deleted. Start again if you need it.", "error")
+    return redirect(request, "/security")
+
+
 def _find(request: Request, user: str, token_id: str) -> dict[str, Any] | None:
     return next((t for t in _tokens(request, user) if t["id"] == token_id), None)
+
+
+@router.post("/security/tokens/{token_id}/cancel", dependencies=[Csrf])
+def cancel(request: Request, token_id: str) -> Response:
+    """Cancel on the QR and code pages: the unfinished enrollment is deleted."""
+    user = guard(request)
+    if isinstance(user, Response):
+        return user
+    token = _find(request, user, token_id)
+    if token is not None and token["state"] not in ("active", "locked"):
+        try:
+            client(request).cancel_enrollment(user, token_id)
+        except ApiError as exc:
+            flash(request, say(exc), "error")
+            return redirect(request, "/security")
+        flash(request, f"The set-up of “{token['description']}” is cancelled.")
+    return redirect(request, "/security")
+
+
+@router.post("/security/tokens/{token_id}/resend", dependencies=[Csrf])
+def resend(request: Request, token_id: str) -> Response:
+    """"Send the SMS again" while activating an SMS token."""
+    user = guard(request)
+    if isinstance(user, Response):
+        return user
+    token = _find(request, user, token_id)
+    if token is None or token["type"] != "sms":
+        return redirect(request, "/security")
+    try:
+        client(request).resend_enrollment_sms(user, token_id)
+    except ApiError as exc:
+        return render(request, "token_step.html", exc.status, token=token, step="activate",
+                      code_tokens=[], error=say(exc, "sms"))
+    flash(request, f"We sent a new code by SMS to {token['phone']}. Only the newest code works.")
+    return redirect(request, f"/security/tokens/{token_id}/activate")
 
 
 @router.get("/security/tokens/{token_id}/{step}")
@@ -136,8 +203,10 @@ def step_form(request: Request, token_id: str, step: str) -> Response:
     if isinstance(user, Response):
         return user
     token = _find(request, user, token_id)
-    if token is None or step not in ("activate", "confirm", "delete"):
-        return redirect(request, "/security")
+    if token is None:
+        return _gone(request)
+    if step not in ("activate", "confirm", "delete"):
+        raise StarletteHTTPException(404)
     tokens = _tokens(request, user)
     return render(request, "token_step.html", token=token, step=step,
                   code_tokens=_code_tokens(tokens) if step == "delete" else [])
@@ -145,15 +214,21 @@ def step_form(request: Request, token_id: str, step: str) -> Response:
 
 @router.post("/security/tokens/{token_id}/{step}", dependencies=[Csrf])
 def step(request: Request, token_id: str, step: str,
-         code: Annotated[str, Form(max_length=16)] = "",
+         code: Annotated[str, Form()] = "",
          verify_token_id: Annotated[str, Form(max_length=64)] = "") -> Response:
     user = guard(request)
     if isinstance(user, Response):
         return user
     token = _find(request, user, token_id)
-    if token is None or step not in ("activate", "confirm", "delete"):
-        return redirect(request, "/security")
+    if token is None:
+        return _gone(request)
+    if step not in ("activate", "confirm", "delete"):
+        raise StarletteHTTPException(404)
     api = client(request)
+    if len(code) > 16 or (step != "delete" and not code.strip()):
+        return render(request, "token_step.html", 422, token=token, step=step,
+                      code_tokens=_code_tokens(_tokens(request, user)) if step == "delete" else [],
+                      errors={"code": "Enter the code: usually 6 digits."})
     if step == "delete" and not code.strip() and token["state"] in ("active", "locked"):
         name = f"{TYPE_NAMES.get(token['type'], token['type'])} token “{token['description']}”"
         return step_up.begin(request, user, "delete_token", token_id, f"Delete the {name}.",
@@ -166,8 +241,12 @@ def step(request: Request, token_id: str, step: str,
         out = api.enrollment_step(user, token_id, step, code.strip())
     except ApiError as exc:
         codes = _code_tokens(_tokens(request, user)) if step == "delete" else []
+        source = _source_type(codes, verify_token_id) if step == "delete" else token["type"]
+        message = say(exc, source)
+        field = field_of(exc)
         return render(request, "token_step.html", exc.status, token=token, step=step,
-                      code_tokens=codes, error=_say(exc))
+                      code_tokens=codes, verify_token_id=verify_token_id,
+                      **({"errors": {field: message}} if field else {"error": message}))
     if out["token"]["state"] == "unconfirmed":
         return redirect(request, f"/security/tokens/{token_id}/confirm")
     if out.get("details", {}).get("recovery_token_available"):
@@ -186,9 +265,7 @@ def recovery_download(request: Request) -> Response:
     try:
         file = client(request).recovery_file(user)
     except ApiError as exc:
-        message = ("The recovery file was downloaded already." if exc.status == 410
-                   else "There is no recovery file to download.")
-        flash(request, message, "error")
+        flash(request, say(exc), "error")
         return redirect(request, "/security")
     return Response(file.text, media_type="text/plain; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{file.filename}"',
@@ -205,29 +282,43 @@ async def areas(request: Request) -> Response:
     code = str(form.get("code") or "").strip()
     verify_with = str(form.get("verify_token_id") or "")
     api = client(request)
-    current = {a["area"]: a["protected"] for a in api.areas(user)}
+    listed = api.areas(user)
+    current = {a["area"]: a["protected"] for a in listed}
+    names = {a["area"]: a["display_name"] for a in listed}
+    has_active = any(t["state"] == "active" for t in api.tokens(user))
+    if not has_active:
+        # Without a token there is nothing to ask and nothing to confirm a change with.
+        return overview(request, user, 409, area_error="Set up a token first: then you "
+                        "choose here where it is asked.")
     changes = [(a, a in wanted) for a, p in current.items() if (a in wanted) != p]
     if not changes:
         flash(request, "Nothing changed.")
         return redirect(request, "/security")
-    has_active = any(t["state"] == "active" for t in api.tokens(user))
-    if has_active and len(changes) > 1:
+    if len(changes) > 1:
         return overview(request, user, 422, area_error="Change one area at a time: "
                         "each change needs its own confirmation.")
-    if has_active and not code:
+    if not code:
         ((area, protected),) = changes
-        verb = "Protect" if protected else "Stop protecting"
-        return step_up.begin(request, user, "set_area", area, f"{verb} the area “{area}”.",
+        verb = "Ask for a second factor at" if protected else "Stop asking for a second factor at"
+        return step_up.begin(request, user, "set_area", area, f"{verb} “{names[area]}”.",
                              "Your protected areas are saved.", protected)
     try:
         for area, protected in changes:
             api.set_area(user, area, protected, code or None, verify_with or None)
     except ApiError as exc:
-        message = "Enter a code from your app to change this." if exc.code == "step_up_required" \
-            else _say(exc)
-        return overview(request, user, exc.status, area_error=message)
+        codes = _code_tokens(api.tokens(user))
+        return overview(request, user, exc.status,
+                        area_error=say(exc, _source_type(codes, verify_with)))
     flash(request, "Your protected areas are saved.")
     return redirect(request, "/security")
+
+
+def _source_type(code_tokens: list[dict[str, Any]], verify_token_id: str) -> str | None:
+    """The type of the token a typed code is from (the form's choice, else the only one)."""
+    chosen = next((t for t in code_tokens if t["id"] == verify_token_id), None)
+    if chosen is None and len(code_tokens) == 1:
+        chosen = code_tokens[0]
+    return chosen["type"] if chosen else None
 
 
 def _recovery_user(request: Request) -> str | None:
@@ -238,13 +329,14 @@ def _recovery_user(request: Request) -> str | None:
 
 @router.get("/recovery")
 def recovery_form(request: Request) -> Response:
-    if _recovery_user(request) is None:
+    user = _recovery_user(request)
+    if user is None:
         raise LoginRequired(request.url.path)
-    return render(request, "recovery.html")
+    return render(request, "recovery.html", issued=client(request).has_recovery(user))
 
 
 @router.post("/recovery", dependencies=[Csrf])
-async def recovery(request: Request, recovery_token: Annotated[str, Form(max_length=64)] = "",
+async def recovery(request: Request, recovery_token: Annotated[str, Form()] = "",
                    file: Annotated[UploadFile | None, File()] = None) -> Response:
     user = _recovery_user(request)
     if user is None:
@@ -253,15 +345,19 @@ async def recovery(request: Request, recovery_token: Annotated[str, Form(max_len
     if not value and file is not None and file.filename:
         value = _token_from_file((await file.read(4096)).decode("utf-8", "replace"))
     if not value:
-        return render(request, "recovery.html", 422, error="Paste the recovery token or choose the file.")
+        return render(request, "recovery.html", 422, issued=True, errors={
+            "recovery_token": "Paste the recovery token, or choose the recovery file below."})
+    if len(value) > 64:
+        return render(request, "recovery.html", 422, issued=True, errors={
+            "recovery_token": "That is longer than a recovery token. Check it and paste it again."})
     try:
         client(request).redeem_recovery(user, value)
     except ApiError as exc:
-        message = "This recovery token is not valid." if exc.status == 422 else _say(exc)
-        return render(request, "recovery.html", exc.status, error=message)
+        return render(request, "recovery.html", exc.status, issued=True,
+                      errors={"recovery_token": say(exc)})
     settings = request.app.state.settings
     request.session["verified"] = []
-    finish(request, user, settings.login_area, f"{settings.base_path}/security")
+    finish(request, user, f"{settings.base_path}/security")
     flash(request, "Two-factor authentication is reset and your tokens are removed. "
                    "Set it up again now: select Secure My Account.")
     return redirect(request, "/security")

@@ -14,8 +14,9 @@ from fastapi.responses import Response
 
 from services.portal.apiclient import ApiError
 from services.portal.app import flash, redirect, render
+from services.portal.messages import say
 from services.portal.routes.account import _code_tokens, _tokens, guard
-from services.portal.routes.login import Csrf, _say, client
+from services.portal.routes.login import Csrf, client
 
 router = APIRouter()
 
@@ -43,7 +44,7 @@ def contact_form(request: Request) -> Response:
 def contact(
     request: Request,
     email: Annotated[str, Form(max_length=320)] = "",
-    code: Annotated[str, Form(max_length=16)] = "",
+    code: Annotated[str, Form(max_length=32)] = "",
     verify_token_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     user = guard(request)
@@ -54,11 +55,14 @@ def contact(
             user, email.strip() or None, code.strip() or None, verify_token_id or None
         )
     except ApiError as exc:
-        message = {
-            "step_up_required": "Enter a code from your app to change this.",
-            "invalid_email": "Enter a valid e-mail address.",
-        }.get(exc.code, _say(exc))
-        return _page(request, user, exc.status, error=message, entered=email)
+        if exc.code == "invalid_email":
+            return _page(request, user, exc.status, entered=email, errors={
+                "email": "Enter a valid e-mail address, like name@example.com."})
+        source = next((t["type"] for t in _code_tokens(_tokens(request, user))
+                       if t["id"] == verify_token_id), None)
+        message = ("Enter a code from one of your tokens to save this change."
+                   if exc.code == "step_up_required" else say(exc, source))
+        return _page(request, user, exc.status, entered=email, errors={"code": message})
     flash(
         request,
         f"Security notifications go to {saved}."

@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse, Response
 
 from services.portal.apiclient import ApiError
 from services.portal.app import flash, redirect, render
-from services.portal.routes.login import Csrf, _say, client
+from services.portal.messages import TYPE_NAMES, say
+from services.portal.routes.login import Csrf, client
 
 router = APIRouter()
-TYPE_NAMES = {"totp": "TOTP", "sms": "SMS", "push": "PUSH"}
 
 
 def begin(request: Request, user: str, purpose: str, target: str, title: str, done: str,
@@ -30,7 +30,7 @@ def begin(request: Request, user: str, purpose: str, target: str, title: str, do
     try:
         out = client(request).create_step_up(user, purpose, target)
     except ApiError as exc:
-        flash(request, _say(exc), "error")
+        flash(request, say(exc), "error")
         return redirect(request, "/security")
     if out["status"] == "not_required":
         return _act(request, action, None)
@@ -67,7 +67,7 @@ def select(request: Request, token_id: Annotated[str, Form(max_length=64)]) -> R
     try:
         sel = client(request).select(step["sid"], token_id)
     except ApiError as exc:
-        return _page(request, step, exc.status, error=_say(exc))
+        return _page(request, step, exc.status, error=say(exc, factor["type"]))
     step.update(sel_id=token_id, sel_type=factor["type"], sel_desc=factor["description"],
                 presence=sel.get("presence_answer"))
     request.session["step_up"] = step
@@ -75,19 +75,38 @@ def select(request: Request, token_id: Annotated[str, Form(max_length=64)]) -> R
 
 
 @router.post("/security/step-up/verify", dependencies=[Csrf])
-def verify(request: Request, code: Annotated[str, Form(max_length=16)]) -> Response:
+def verify(request: Request, code: Annotated[str, Form()] = "") -> Response:
     step = _current(request)
     if step is None or not step.get("sel_id"):
         return redirect(request, "/security")
+    if not code.strip() or len(code) > 16:
+        return _page(request, step, 422, errors={"code": "Enter the code: usually 6 digits."})
     try:
         out = client(request).verify(step["sid"], code.strip())
     except ApiError as exc:
         if exc.code in ("challenge_closed", "challenge_expired"):
             return _restart(request, step, "That confirmation has ended. Start again.")
-        return _page(request, step, exc.status, error=_say(exc))
+        return _page(request, step, exc.status, errors={"code": say(exc, step["sel_type"])})
     if out["status"] != "verified":
-        return _page(request, step, 422, error="The code was not accepted.")
+        return _page(request, step, 422, errors={
+            "code": say(ApiError(422, "invalid_code", ""), step["sel_type"])})
     return _act(request, step, step["sid"])
+
+
+@router.post("/security/step-up/resend", dependencies=[Csrf])
+def resend(request: Request) -> Response:
+    """"Send the SMS again" for the confirmation's SMS code."""
+    step = _current(request)
+    if step is None or step.get("sel_type") != "sms":
+        return redirect(request, "/security")
+    try:
+        client(request).resend_challenge_sms(step["sid"])
+    except ApiError as exc:
+        if exc.code in ("challenge_closed", "challenge_expired"):
+            return _restart(request, step, "That confirmation has ended. Start again.")
+        return _page(request, step, exc.status, error=say(exc, "sms"))
+    flash(request, f"We sent a new code by SMS to {step['sel_desc']}. Only the newest code works.")
+    return redirect(request, "/security/step-up")
 
 
 @router.get("/security/step-up/status")
@@ -142,7 +161,7 @@ def _act(request: Request, action: dict[str, Any], step_up_id: str | None) -> Re
         else:
             api.set_area(user, target, bool(action["protected"]), None, step_up_id=step_up_id)
     except ApiError as exc:
-        flash(request, _say(exc), "error")
+        flash(request, say(exc), "error")
         return redirect(request, "/security")
     flash(request, action["done"])
     return redirect(request, "/security")

@@ -1,18 +1,31 @@
 // The portal's only script (the CSP forbids inline script). Two jobs from the user guide:
-// the recovery file downloads by itself after the first token, and the push waiting page
-// continues by itself once the phone approves. Without JavaScript both have a button.
+// the recovery file downloads by itself after the first token (and the notice then says
+// it was saved), and the push waiting page continues by itself once the phone approves.
+// Without JavaScript both have a button.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", function () {
-  var download = document.querySelector("form[data-auto-submit]");
+  var download = document.getElementById("recovery-download");
   if (download) {
-    download.submit(); // an attachment: the browser saves it and stays on this page
+    // Once the file is on its way the notice says so and the button goes: the API
+    // hands the file out only once, so a second click could only fail.
+    download.addEventListener("submit", function () { setTimeout(downloaded, 0); });
+    if (download.hasAttribute("data-auto-submit")) {
+      download.requestSubmit(); // an attachment: the browser saves it and stays on this page
+    }
   }
   var status = document.getElementById("push-status");
   if (status) {
     waitForApproval(status, status.getAttribute("data-status-url"));
   }
 });
+
+function downloaded() {
+  document.getElementById("recovery-text").hidden = true;
+  document.getElementById("recovery-done").hidden = false;
+  var button = document.querySelector("#recovery-download button");
+  if (button) { button.remove(); }
+}
 
 function waitForApproval(status, url) {
   fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })

@@ -1,4 +1,5 @@
-"""Queue ``expiry``: a bounded, idempotent sweep that expires what is past its time, and
+"""Queue ``expiry``: a bounded, idempotent sweep that expires what is past its time
+(challenges, abandoned enrollments), and
 prunes the messaging rows nobody needs any more (``messaging.retention``)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from services.core.challenges import service as challenges
 from services.core.factors.sms import codes
 from services.core.plumbing.messaging import retention
 from services.core.plumbing.messaging.routes import EXPIRY_SWEEP
+from services.core.tokens import service as tokens
 from services.workers.app import TASK_OPTIONS, app, context
 
 PRUNE_EVERY_SECONDS = 60.0  # the sweep runs every second; pruning needs far less
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 def sweep() -> int:
     ctx = context()
     total = challenges.expire_due(ctx)
+    enrollments = tokens.expire_enrollments(ctx)
     codes.purge_expired(ctx)  # an SMS code exists only until it is used or expires
     if time.monotonic() - _last_prune[0] >= PRUNE_EVERY_SECONDS:
         _last_prune[0] = time.monotonic()
@@ -31,6 +34,8 @@ def sweep() -> int:
     # Runs every second: a line only when it changed something.
     if total:
         log.info("expiry sweep: %d challenge(s) expired", total)
-    else:
+    if enrollments:
+        log.info("expiry sweep: %d abandoned enrollment(s) removed", enrollments)
+    if not total and not enrollments:
         log.debug("expiry sweep: nothing due")
-    return total
+    return total + enrollments

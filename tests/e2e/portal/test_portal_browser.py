@@ -89,21 +89,21 @@ def test_guide_sections_1_to_4_with_totp(page, servers, shot, clock: FrozenClock
     shot("07-overview-first-token")
 
     # the protected-area checkboxes, with the step-up code
-    page.get_by_label("portal-security").check()
-    assert page.get_by_label("sso").is_checked()  # protected by the first token
-    page.get_by_label(re.compile("^Code from your app")).fill(next_code(secret, clock))
+    page.get_by_label("Security settings").check()
+    assert page.get_by_label("Single sign-on").is_checked()  # protected by the first token
+    page.get_by_label(re.compile("^A code from one of your tokens")).fill(next_code(secret, clock))
     shot("08-areas-step-up")
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Your protected areas are saved.").wait_for()
     areas = httpx.get(f"{api.url}/v1/users/alice/areas", headers=_key(portal)).json()["areas"]
     assert {a["area"]: a["protected"] for a in areas} == {"sso": True, "portal-security": True}
 
-    # 3 Usage: password, then the factor choice and "Submit"; the security page asks again
+    # 3 Usage: password, then the factor choice and "Submit"; one answer covers both areas
     used_before = row.locator("td[data-label='Last used']").inner_text()
+    clock.advance(60)  # "Last used" is shown to the minute
     sign_out(page)
     sign_in(page, base)
     answer_with_totp(page, secret, clock, shot)
-    answer_with_totp(page, secret, clock)  # portal-security, on the way to the wanted page
     page.wait_for_url(f"{base}/security")
     assert row.locator("td[data-label='Last used']").inner_text() != used_before
     shot("12-signed-in-overview")
@@ -114,11 +114,12 @@ def test_guide_sections_1_to_4_with_totp(page, servers, shot, clock: FrozenClock
     page.wait_for_url(f"{base}/security")
     page.get_by_role("link", name="Delete TOTP token Old phone").click()
     page.get_by_label("The code is from").select_option(label="TOTP · Pixel 8")
-    page.get_by_label(re.compile("^Code from your app")).fill("123456")
+    page.get_by_label(re.compile("^A code from one of your tokens")).fill("123456")
     page.get_by_role("button", name="Delete").click()
-    page.get_by_text("The code was not accepted").wait_for()
-    page.get_by_label("The code is from").select_option(label="TOTP · Pixel 8")
-    page.get_by_label(re.compile("^Code from your app")).fill(next_code(secret, clock))
+    page.get_by_text("That code was not accepted").wait_for()
+    assert page.get_by_label("The code is from").input_value() == page.locator(
+        "#verify_token_id option", has_text="TOTP · Pixel 8").get_attribute("value")  # kept
+    page.get_by_label(re.compile("^A code from one of your tokens")).fill(next_code(secret, clock))
     shot("13-delete-with-code")
     page.get_by_role("button", name="Delete").click()
     page.get_by_text("is deleted").wait_for()

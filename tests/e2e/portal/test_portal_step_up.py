@@ -37,10 +37,10 @@ def tokens_of(api: Any, portal: Any) -> list[dict[str, Any]]:
 
 def protect_portal_security(page: Any) -> None:
     """Tick the area and save without a code: the portal asks for a step-up."""
-    page.get_by_label("portal-security").check()
+    page.get_by_label("Security settings").check()
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(re.compile(r"/portal/security/step-up$"))
-    page.get_by_text("Protect the area “portal-security”.").wait_for()
+    page.get_by_text("Ask for a second factor at “Security settings”.").wait_for()
 
 
 def both_sizes(page: Any, shot: Any, name: str) -> None:
@@ -67,7 +67,7 @@ def test_an_sms_only_user_changes_an_area_and_deletes_the_token(
         page.get_by_role("button", name="Continue").click()
         page.get_by_text("We sent a code by SMS").wait_for()
         sent = [e for e in publisher.published if e["type"] == "sms.requested"][-1]
-        page.get_by_label("6-digit code").fill(sent_sms_code(ctx, sent))
+        page.get_by_label("Code from the SMS").fill(sent_sms_code(ctx, sent))
         if shot_name:
             both_sizes(page, shot, shot_name)
         page.get_by_role("button", name="Submit").click()

@@ -9,7 +9,8 @@ def test_catalogue_is_readable_with_enroll_or_challenge_scope(api, make_key):
     for scopes in (("enroll",), ("challenge",)):
         r = api.get("/v1/areas", headers={"Authorization": f"Bearer {make_key(*scopes)}"})
         assert r.status_code == 200, r.text
-        assert r.json() == {"areas": ["sso", "portal-security"]}
+        assert r.json() == {"areas": ["sso", "portal-security"], "display_names": {
+            "sso": "Single sign-on", "portal-security": "Security settings"}}
     r = api.get("/v1/areas", headers={"Authorization": f"Bearer {make_key('audit:read')}"})
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "forbidden"
@@ -19,12 +20,12 @@ def test_catalogue_is_readable_with_enroll_or_challenge_scope(api, make_key):
 def test_user_areas_list_every_catalogue_area_unprotected_at_first(api, enroll_headers):
     r = api.get("/v1/users/alice/areas", headers=enroll_headers)
     assert r.status_code == 200
-    assert [(a["area"], a["protected"]) for a in r.json()["areas"]] == [
-        ("sso", False),
-        ("portal-security", False),
+    assert [(a["area"], a["display_name"], a["protected"]) for a in r.json()["areas"]] == [
+        ("sso", "Single sign-on", False),
+        ("portal-security", "Security settings", False),
     ]
     r = api.get("/v1/users/alice/areas/sso", headers=enroll_headers)
-    assert r.json()["protected"] is False
+    assert r.json()["protected"] is False and r.json()["display_name"] == "Single sign-on"
 
 
 def test_unknown_area_is_404_and_changes_nothing(api, enroll_headers, publisher):

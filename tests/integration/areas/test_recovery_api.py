@@ -140,3 +140,22 @@ def test_a_user_without_a_recovery_token_gets_the_same_refusal(api, enroll_heade
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "invalid_recovery_token"
     assert events(publisher, "recovery.failed")[0]["data"]["reason"] == "none_issued"
+
+
+def test_the_token_list_says_whether_a_recovery_token_exists_and_can_be_downloaded(
+        api, enroll_headers, clock):
+    def status():
+        r = api.get("/v1/users/alice/tokens", headers=enroll_headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return {"issued": body["recovery_token_issued"],
+                "downloadable": body["recovery_token_available"]}
+
+    assert status() == {"issued": False, "downloadable": False}
+    enroll_active(api, enroll_headers, clock)
+    assert status() == {"issued": True, "downloadable": True}
+    token = download(api, enroll_headers)
+    assert status() == {"issued": True, "downloadable": False}
+    assert token not in str(status())
+    api.post("/v1/users/alice/recovery", json={"recovery_token": token}, headers=enroll_headers)
+    assert status() == {"issued": False, "downloadable": False}

@@ -263,3 +263,22 @@ def test_long_poll_times_out_pending_and_bounds_wait(world, enrolled):
     assert r.json()["status"] == "pending"
     r = world.api.get(f"/v1/challenges/{sel['challenge_id']}?wait=31", headers=world.challenge_headers)
     assert r.status_code == 422
+
+
+def test_an_approved_push_covers_the_other_area_opened_with_it(world, enrolled, publisher):
+    token = enrolled()
+    world.protect(area="portal-security")
+    r = world.api.post("/v1/challenges", json={"user_id": "alice", "area": "portal-security"},
+                       headers=world.challenge_headers)
+    security = r.json()["challenge_id"]
+    sel = world.login()
+    world.app.accept(only_request(world, token), sel["presence_answer"], now=world.now)
+    r = world.api.post(f"/v1/challenges/{security}/cover",
+                       json={"answered_challenge_id": sel["challenge_id"]},
+                       headers=world.challenge_headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["selected_type"]) == ("approved", "push")
+    assert world.outcome(security)["status"] == "approved"
+    (covered,) = [e for e in publisher.published if e["type"] == "challenge.covered"]
+    assert covered["data"]["area"] == "portal-security"
+    assert covered["data"]["token_type"] == "push"

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.portal.apiclient import ApiError
 from services.portal.app import LoginRequired, flash, redirect, render
-from services.portal.routes import step_up
 from services.portal.messages import TYPE_NAMES, field_of, say
+from services.portal.routes import step_up
 from services.portal.routes.login import Csrf, check_areas, client, finish
 
 router = APIRouter()

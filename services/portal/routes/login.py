@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.portal.app import flash, redirect, render
 from services.portal.apiclient import ApiError, TwofaClient
+from services.portal.app import flash, redirect, render
 from services.portal.messages import CODE_SOURCE, TYPE_NAMES, say
 from services.portal.web import CSRF_FIELD, check_csrf, safe_next
 

@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.privacyidea import envelope as pi_envelope
-from services.core.storable import REFUSED
 from services.core.errors import (
     Conflict,
     DomainError,
@@ -24,6 +23,7 @@ from services.core.errors import (
     Throttled,
     Unprocessable,
 )
+from services.core.storable import REFUSED
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.core.storable import REFUSED, storable
 from services.core.challenges.step_up import CONTACT_TARGET
 from services.core.factors.base import factor_for
 from services.core.models import Token
 from services.core.plumbing.clock import as_utc
+from services.core.storable import REFUSED, storable
 from shared.types import TokenType
 
 Code = Field(min_length=4, max_length=16, pattern=r"^[0-9 ]+$")

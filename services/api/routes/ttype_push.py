@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 
 from services.api.challenge_waiters import waiters
 from services.api.deps import context_of
-from services.core.storable import storable
 from services.core.factors.push import crypto, endpoint
 from services.core.factors.push.protocol import ProtocolError, envelope, error_envelope
 from services.core.plumbing.context import Context
+from services.core.storable import storable
 
 router = APIRouter(tags=["push app"])
 

@@ -45,6 +45,7 @@ class Factor:
     id: uuid.UUID
     type: TokenType
     description: str
+    serial: str | None = None  # imported tokens keep the serial their old server gave them
 
 
 @dataclass(frozen=True)

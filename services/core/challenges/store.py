@@ -46,7 +46,7 @@ CHALLENGES, TOKENS, PROFILES, AREAS = (
 # The area's protection row joined with the user's active and locked tokens (a protected
 # user without tokens gives one row with NULL token columns).
 _PROTECTED_FACTORS = (
-    select(A.protected, T.id, T.type, T.description, T.state)
+    select(A.protected, T.id, T.type, T.description, T.state, T.serial)
     .select_from(AREAS)
     .outerjoin(
         TOKENS, and_(T.user_id == A.user_id, T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)))
@@ -56,7 +56,7 @@ _PROTECTED_FACTORS = (
 )
 # Every active and locked token of a user: the factors a step-up may be answered with.
 _USER_FACTORS = (
-    select(T.id, T.type, T.description, T.state)
+    select(T.id, T.type, T.description, T.state, T.serial)
     .where(
         T.user_id == bindparam("b_user"),
         T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)),
@@ -244,14 +244,22 @@ def protected_factors(conn: Connection, user_id: str, area: str) -> tuple[bool, 
     if not rows or not rows[0].protected:
         return False, [], False
     rows = [r for r in rows if r.id is not None]
-    usable = [Factor(r.id, r.type, r.description) for r in rows if r.state == TokenState.ACTIVE]
+    usable = [
+        Factor(r.id, r.type, r.description, r.serial)
+        for r in rows
+        if r.state == TokenState.ACTIVE
+    ]
     return True, usable, any(r.state == TokenState.LOCKED for r in rows)
 
 
 def user_factors(conn: Connection, user_id: str) -> tuple[list[Factor], bool]:
     """The user's active factors (oldest first), and whether any factor is locked."""
     rows = conn.execute(_USER_FACTORS, {"b_user": user_id}).all()
-    usable = [Factor(r.id, r.type, r.description) for r in rows if r.state == TokenState.ACTIVE]
+    usable = [
+        Factor(r.id, r.type, r.description, r.serial)
+        for r in rows
+        if r.state == TokenState.ACTIVE
+    ]
     return usable, any(r.state == TokenState.LOCKED for r in rows)
 
 

@@ -101,7 +101,7 @@ def check(
             passw,
             totp.id,
             one_step=True,
-            serial=serial_of(totp.id, "totp"),
+            serial=serial_of(totp.id, "totp", totp.serial),
             token_type="totp",
         )
     return _challenge_response(
@@ -165,7 +165,8 @@ def _challenge_response(
         except DomainError as exc:  # throttled, blocked after a fraud report, …
             refusal = exc.message
     if totp is not None:
-        entries.insert(0, Entry(tid, serial_of(totp.id, "totp"), "totp", "interactive", ENTER_TOTP))
+        serial = serial_of(totp.id, "totp", totp.serial)
+        entries.insert(0, Entry(tid, serial, "totp", "interactive", ENTER_TOTP))
     if not entries:
         return Outcome(False, refusal or NO_TOKEN)
     return Outcome(False, transaction_id=tid, entries=entries)

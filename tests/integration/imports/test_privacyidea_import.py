@@ -285,3 +285,20 @@ def test_text_no_database_can_store_is_refused(ctx: Context, pi_file: Callable[.
         ("PISM0001", "refused", "text must not contain NUL characters or unpaired surrogates"),
         ("TOTP0003", "imported", "")]
     assert set(tokens(ctx)) == {"TOTP0003"}
+
+
+def test_the_plugins_see_an_imported_tokens_privacyidea_serial(
+    ctx: Context, clock: FrozenClock, pi_file: Callable[..., Any], api: Any,
+) -> None:
+    """The login side moves by a URL: a plugin that shows or logs the serial keeps seeing
+    the one privacyIDEA gave the token."""
+    from tests.pi_plugins import client_for
+
+    path, key = pi_file([totp("TOTP0001")])
+    run(ctx, path, key)
+    client = client_for(api, "keycloak")
+    one_step = client.check("alice@bench", code(clock))
+    assert one_step.decision == "success" and one_step.detail["serial"] == "TOTP0001"
+    clock.advance(30)
+    challenge = client.check("alice@bench", "")
+    assert [e["serial"] for e in challenge.detail["multi_challenge"]] == ["TOTP0001"]

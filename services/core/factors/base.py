@@ -44,6 +44,7 @@ class TokenSnapshot:
     state: str
     description: str = ""
     secret_enc: str | None = None
+    totp_params: str | None = None
     last_step: int | None = None
     drift: int = 0
     phone_enc: str | None = None
@@ -60,6 +61,7 @@ class TokenSnapshot:
             state=token.state,
             description=token.description,
             secret_enc=token.secret_enc,
+            totp_params=token.totp_params,
             last_step=token.last_step,
             drift=token.drift or 0,
             phone_enc=token.phone_enc,

@@ -27,7 +27,8 @@ from services.core.factors.base import factor_types
 from services.core.factors.push import crypto
 from services.core.factors.push.enrollment import NO_FIREBASE_TOKEN
 from services.core.factors.sms.codes import normalise_phone
-from services.core.factors.totp.factor import MAX_DRIFT_STEPS
+from services.core.factors.totp import otp
+from services.core.factors.totp.factor import MAX_DRIFT_STEPS, params_from
 from services.core.models import PushToken, Token, TokenState
 from services.core.privacyidea.users import UserNotFound, resolve
 from services.core.storable import REFUSED, storable
@@ -44,7 +45,7 @@ Status = Literal["imported", "skipped", "refused"]
 SERIAL_MAX = 32  # Token.serial
 DESCRIPTION_MAX = 64  # Token.description
 MIN_SEED_BYTES = 10  # 80 bits, the least any TOTP check here accepts
-TOTP_ALGORITHM = "SHA1"  # the only one twofa's TOTP tokens use
+TOTP_ALGORITHM = "SHA1"  # what a record that names none uses
 
 
 class ImportFileError(Exception):
@@ -220,7 +221,7 @@ def _write(
 def _fill(ctx: Context, token: Token, record: ImportRecord) -> PushToken | None:
     """The type's own columns, secrets encrypted; the PUSH row to add once the token exists."""
     if record.type == "totp":
-        _check_totp(ctx, record)
+        token.totp_params = _totp_params(ctx, record)
         secret = base64.b32encode(record.secret or b"").decode().rstrip("=")
         token.secret_enc = ctx.keyring.encrypt(secret)
         token.last_step = record.last_step if record.last_step and record.last_step > 0 else None
@@ -240,16 +241,19 @@ def _fill(ctx: Context, token: Token, record: ImportRecord) -> PushToken | None:
     return _push_row(ctx, record)
 
 
-def _check_totp(ctx: Context, record: ImportRecord) -> None:
+def _totp_params(ctx: Context, record: ImportRecord) -> str | None:
+    """The token's own parameters to store, or None when they are the service's."""
     seed = record.secret or b""
     if len(seed) < MIN_SEED_BYTES:
         raise Refused(f"the TOTP seed is shorter than {MIN_SEED_BYTES * 8} bits")
-    wanted = (ctx.settings.totp_digits, ctx.settings.totp_period, TOTP_ALGORITHM)
-    if (record.digits, record.period, record.algorithm.upper()) != wanted:
+    try:
+        own = otp.TotpParams(record.digits, record.period, record.algorithm.upper())
+    except ValueError:
         raise Refused(
-            f"TOTP with {record.digits} digits, {record.period} s, {record.algorithm.upper()}; "
-            f"twofa is set to {wanted[0]} digits, {wanted[1]} s, {wanted[2]}"
-        )
+            f"TOTP with {record.digits} digits, {record.period} s, {record.algorithm.upper()[:10]}:"
+            f" twofa takes 6 to 8 digits, 10 to 120 s, {'/'.join(otp.ALGORITHMS)}"
+        ) from None
+    return None if own == params_from(ctx) else own.stored()
 
 
 def _push_row(ctx: Context, record: ImportRecord) -> PushToken:

@@ -35,6 +35,9 @@ class Token(Base):
     secret_enc: Mapped[str | None] = mapped_column(Text)  # TOTP seed, encrypted
     phone_enc: Mapped[str | None] = mapped_column(Text)  # SMS number (E.164), encrypted
     phone_masked: Mapped[str | None] = mapped_column(String(24))
+    # TOTP: "digits/period/algorithm" of a token made elsewhere (imported); None: the
+    # service's own settings, which every token enrolled here uses.
+    totp_params: Mapped[str | None] = mapped_column(String(24))
     last_step: Mapped[int | None] = mapped_column(Integer)  # TOTP: highest accepted time step
     drift: Mapped[int] = mapped_column(Integer, default=0)  # TOTP: last seen offset, in steps
     failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failed checks

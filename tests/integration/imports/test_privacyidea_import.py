@@ -179,8 +179,8 @@ def test_bad_records_are_refused_alone(
         totp("TOTP0002", "nobody", user={"login": "eve", "realm": "elsewhere"}),
         totp("TOTP0003", login=None),  # privacyIDEA token without a user
         totp("TOTP0004", otpkey="not hex"),
-        totp("TOTP0005", otplen=8),
-        totp("TOTP0006", info_list={"timeStep": "60"}),
+        totp("TOTP0005", otplen=10),
+        totp("TOTP0006", info_list={"hashlib": "md5"}),
         sms("PISM0001", phone="0151 12345678"),  # not international: which country?
         push("PIPU0001", info_list={}),  # never registered by the app
         push("PIPU0002", rollout_state="clientwait"),
@@ -198,8 +198,8 @@ def test_bad_records_are_refused_alone(
     assert "TWOFA_PI_REALMS" in why["entry 4"][2] and "'elsewhere'" in why["entry 4"][2]
     assert why["entry 5"][2].startswith("no owner")
     assert why["entry 6"][1:] == ("refused", "malformed entry (ValueError)")
-    assert why["entry 7"][2] == "TOTP with 8 digits, 30 s, SHA1; twofa is set to 6 digits, 30 s, SHA1"
-    assert why["entry 8"][2] == "TOTP with 6 digits, 60 s, SHA1; twofa is set to 6 digits, 30 s, SHA1"
+    assert why["entry 7"][2] == "TOTP with 10 digits, 30 s, SHA1: twofa takes 6 to 8 digits, 10 to 120 s, SHA1/SHA256/SHA512"
+    assert why["entry 8"][2] == "TOTP with 6 digits, 30 s, MD5: twofa takes 6 to 8 digits, 10 to 120 s, SHA1/SHA256/SHA512"
     assert why["entry 9"][2].startswith("phone number refused")
     assert why["entry 10"][2].startswith("the PUSH token has no registration")
     assert why["entry 11"][2] == "enrollment not finished in privacyIDEA (rollout state 'clientwait')"
@@ -302,3 +302,30 @@ def test_the_plugins_see_an_imported_tokens_privacyidea_serial(
     clock.advance(30)
     challenge = client.check("alice@bench", "")
     assert [e["serial"] for e in challenge.detail["multi_challenge"]] == ["TOTP0001"]
+
+
+@pytest.mark.parametrize("otplen,step,hashlib", [(8, "30", "sha1"), (6, "60", "sha256"), (8, "60", "sha512")])
+def test_a_totp_token_keeps_its_own_digits_period_and_hash(
+    ctx: Context, clock: FrozenClock, pi_file: Callable[..., Any], otplen: int, step: str, hashlib: str,
+) -> None:
+    """The app keeps showing codes of the token's own kind; twofa checks them as such, and a
+    code from the service's default parameters is wrong for this token."""
+    period = int(step)
+    used = otp.time_step(clock.now().timestamp(), period)
+    path, key = pi_file([totp("TOTP0001", counter=used, otplen=otplen,
+                              info_list={"timeStep": step, "hashlib": hashlib})])
+    run(ctx, path, key)
+    token = tokens(ctx)["TOTP0001"]
+    own = otp.TotpParams(otplen, period, hashlib.upper())
+    assert token.totp_params == own.stored()
+    with pytest.raises(InvalidCode):  # used on privacyIDEA already
+        verify(ctx, token.id, otp.code_at_step(SEED_B32, used, own))
+    clock.advance(period)
+    with pytest.raises(InvalidCode):  # the service's own kind of code is not this token's
+        verify(ctx, token.id, otp.code_at_step(SEED_B32, used + 1, otp.TotpParams()))
+    verify(ctx, token.id, otp.code_at_step(SEED_B32, used + 1, own))
+
+
+def test_a_default_totp_token_stores_no_parameters(ctx: Context, pi_file: Callable[..., Any]) -> None:
+    run(ctx, *pi_file([totp("TOTP0001")]))
+    assert tokens(ctx)["TOTP0001"].totp_params is None

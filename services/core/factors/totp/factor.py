@@ -44,7 +44,10 @@ _TAKE_STEP = (
 )
 
 
-def params_from(ctx: Context) -> otp.TotpParams:
+def params_from(ctx: Context, stored: str | None = None) -> otp.TotpParams:
+    """A token's own parameters when it was made elsewhere, else the service's."""
+    if stored:
+        return otp.TotpParams.parse(stored)
     return otp.TotpParams(digits=ctx.settings.totp_digits, period=ctx.settings.totp_period)
 
 
@@ -69,18 +72,19 @@ class TotpFactor:
     def check_code(
         self, ctx: Context, conn: Connection, token: TokenSnapshot, code: str, now: datetime
     ) -> bool:
+        totp = params_from(ctx, token.totp_params)
         step = otp.match_step(
             ctx.keyring.decrypt(token.secret_enc or ""),
             code,
             unix_time=now.timestamp(),
-            params=params_from(ctx),
+            params=totp,
             window=ctx.settings.totp_window,
             drift=max(-MAX_DRIFT_STEPS, min(MAX_DRIFT_STEPS, token.drift)),
             after_step=token.last_step,
         )
         if step is None:
             return False
-        current = otp.time_step(now.timestamp(), ctx.settings.totp_period)
+        current = otp.time_step(now.timestamp(), totp.period)
         params = {
             "b_token": token.id,
             "b_state": token.state,

@@ -23,11 +23,29 @@ class _TOTP(pyotp.TOTP):
     min_secret_length_bits = 80
 
 
+ALGORITHMS = ("SHA1", "SHA256", "SHA512")
+
+
 @dataclass(frozen=True)
 class TotpParams:
     digits: int = 6
     period: int = 30
     algorithm: str = "SHA1"
+
+    def __post_init__(self) -> None:
+        if not 6 <= self.digits <= 8 or not 10 <= self.period <= 120:
+            raise ValueError(f"unsupported TOTP: {self.digits} digits, {self.period} s")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unsupported TOTP algorithm {self.algorithm!r}")
+
+    def stored(self) -> str:
+        """The form kept in ``tokens.totp_params``."""
+        return f"{self.digits}/{self.period}/{self.algorithm}"
+
+    @classmethod
+    def parse(cls, stored: str) -> TotpParams:
+        digits, period, algorithm = stored.split("/")
+        return cls(int(digits), int(period), algorithm)
 
 
 def generate_secret() -> str:

@@ -1,14 +1,14 @@
 """TOTP parameters of tokens made elsewhere
 
-Revision ID: 0016_totp_params
-Revises: 0015_pi_enrollments
+Revision ID: 0017_totp_params
+Revises: 0016_enrollment_expiry
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0016_totp_params'
-down_revision = '0015_pi_enrollments'
+revision = '0017_totp_params'
+down_revision = '0016_enrollment_expiry'
 branch_labels = None
 depends_on = None
 

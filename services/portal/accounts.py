@@ -55,13 +55,20 @@ class AccountStore:
 
     def add(self, name: str, password: str) -> None:
         if not NAME_PATTERN.match(name):
-            raise AccountError("names are 1-128 letters, digits or . _ @ + - (starting with a letter or digit)")
+            raise AccountError(
+                "names are 1-128 letters, digits or . _ @ + - (starting with a letter or digit)"
+            )
         _check_password(password)
         with self._sessions.begin() as s:
             if s.get(PortalAccount, name) is not None:
                 raise AccountError(f"the account {name!r} exists already")
-            s.add(PortalAccount(name=name, password_hash=self._hasher.hash(password),
-                                created_at=datetime.now(UTC)))
+            s.add(
+                PortalAccount(
+                    name=name,
+                    password_hash=self._hasher.hash(password),
+                    created_at=datetime.now(UTC),
+                )
+            )
 
     def verify(self, name: str, password: str) -> bool:
         with self._sessions() as s:

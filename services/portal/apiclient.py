@@ -15,7 +15,9 @@ import httpx
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
@@ -60,7 +62,8 @@ class TwofaClient:
             except (ValueError, KeyError, TypeError):
                 code, message = "error", r.reason_phrase
             retry = r.headers.get("Retry-After")
-            raise ApiError(r.status_code, code, message, int(retry) if retry and retry.isdigit() else None)
+            after = int(retry) if retry and retry.isdigit() else None
+            raise ApiError(r.status_code, code, message, after)
         return r
 
     # -- tokens (scope enroll) ------------------------------------------------------------
@@ -98,7 +101,9 @@ class TwofaClient:
     def recovery_file(self, user: str) -> RecoveryFile:
         r = self._call("GET", f"/v1/users/{_u(user)}/recovery-token")
         disposition = r.headers.get("Content-Disposition", "")
-        name = disposition.split('filename="', 1)[-1].rstrip('"') if 'filename="' in disposition else ""
+        name = ""
+        if 'filename="' in disposition:
+            name = disposition.split('filename="', 1)[-1].rstrip('"')
         return RecoveryFile(filename=name or "twofa-recovery.txt", text=r.text)
 
     def redeem_recovery(self, user: str, recovery_token: str) -> dict[str, Any]:
@@ -124,8 +129,15 @@ class TwofaClient:
     def areas(self, user: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/v1/users/{_u(user)}/areas").json()["areas"]  # type: ignore[no-any-return]
 
-    def set_area(self, user: str, area: str, protected: bool, code: str | None,
-                 verify_token_id: str | None = None, step_up_id: str | None = None) -> dict[str, Any]:
+    def set_area(
+        self,
+        user: str,
+        area: str,
+        protected: bool,
+        code: str | None,
+        verify_token_id: str | None = None,
+        step_up_id: str | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"protected": protected}
         if code:
             body["code"] = code

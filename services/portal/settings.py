@@ -35,7 +35,7 @@ class PortalSettings(BaseSettings):
     push_wait_seconds: int = Field(25, ge=1, le=30)
 
     @model_validator(mode="after")
-    def _refuse_insecure_defaults(self) -> "PortalSettings":
+    def _refuse_insecure_defaults(self) -> PortalSettings:
         if self.is_dev:
             return self
         problems = []

@@ -62,10 +62,19 @@ def overview(request: Request, user: str, status: int = 200, **extra: Any) -> Re
     # Downloaded by itself right after the first enrollment here; offered with a button on
     # any later visit until it is downloaded (imported users get theirs without enrolling).
     recovery_auto = bool(request.session.pop("recovery_ready", False)) and recovery["downloadable"]
-    return render(request, "security.html", status, tokens=tokens, areas=api.areas(user),
-                  code_tokens=_code_tokens(tokens), has_active=any(t["state"] == "active" for t in tokens),
-                  contact=api.contact(user), recovery=recovery, recovery_auto=recovery_auto,
-                  **extra)
+    return render(
+        request,
+        "security.html",
+        status,
+        tokens=tokens,
+        areas=api.areas(user),
+        code_tokens=_code_tokens(tokens),
+        has_active=any(t["state"] == "active" for t in tokens),
+        contact=api.contact(user),
+        recovery=recovery,
+        recovery_auto=recovery_auto,
+        **extra,
+    )
 
 
 @router.get("/security")
@@ -87,8 +96,10 @@ def _enroll_errors(type_: str, description: str, phone: str) -> dict[str, str]:
     if not description:
         errors["description"] = "Enter a description, for example the name of your phone."
     elif len(description) > 64:
-        errors["description"] = (f"The description is {len(description)} characters long. "
-                                 "Shorten it to 64 characters or fewer.")
+        errors["description"] = (
+            f"The description is {len(description)} characters long. "
+            "Shorten it to 64 characters or fewer."
+        )
     if type_ == "sms" and not phone:
         errors["phone"] = "Enter the phone number the SMS should go to, with the country code."
     elif type_ == "sms" and len(phone) > 32:
@@ -97,9 +108,12 @@ def _enroll_errors(type_: str, description: str, phone: str) -> dict[str, str]:
 
 
 @router.post("/security/enroll", dependencies=[Csrf])
-def enroll(request: Request, type: Annotated[str, Form()] = "",
-           description: Annotated[str, Form()] = "",
-           phone: Annotated[str, Form()] = "") -> Response:
+def enroll(
+    request: Request,
+    type: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+) -> Response:
     """Checked here rather than by the form's schema, so that a wrong field comes back as
     this page with the message beside it and what was typed still there."""
     user = guard(request)
@@ -111,8 +125,9 @@ def enroll(request: Request, type: Annotated[str, Form()] = "",
     if errors:
         return render(request, "enroll.html", 422, errors=errors, **form)
     try:
-        out = client(request).start_enrollment(user, type, description,
-                                                phone if type == "sms" else None)
+        out = client(request).start_enrollment(
+            user, type, description, phone if type == "sms" else None
+        )
     except ApiError as exc:
         field = field_of(exc)
         if field is None:
@@ -121,8 +136,9 @@ def enroll(request: Request, type: Annotated[str, Form()] = "",
     token = out["token"]
     if type == "sms":
         return redirect(request, f"/security/tokens/{token['id']}/activate")
-    return render(request, "qr.html", token=token, details=out["details"],
-                  type_name=TYPE_NAMES[type])
+    return render(
+        request, "qr.html", token=token, details=out["details"], type_name=TYPE_NAMES[type]
+    )
 
 
 @router.post("/security/tokens/{token_id}/scanned", dependencies=[Csrf])
@@ -153,8 +169,12 @@ def scanned(request: Request, token_id: str) -> Response:
 
 
 def _gone(request: Request) -> Response:
-    flash(request, "That token is no longer there: a set-up that is not finished in time "
-                   "expires, or it was cancelled or deleted. Start again if you need it.", "error")
+    flash(
+        request,
+        "That token is no longer there: a set-up that is not finished in time "
+        "expires, or it was cancelled or deleted. Start again if you need it.",
+        "error",
+    )
     return redirect(request, "/security")
 
 
@@ -181,7 +201,7 @@ def cancel(request: Request, token_id: str) -> Response:
 
 @router.post("/security/tokens/{token_id}/resend", dependencies=[Csrf])
 def resend(request: Request, token_id: str) -> Response:
-    """"Send the SMS again" while activating an SMS token."""
+    """ "Send the SMS again" while activating an SMS token."""
     user = guard(request)
     if isinstance(user, Response):
         return user
@@ -191,8 +211,15 @@ def resend(request: Request, token_id: str) -> Response:
     try:
         client(request).resend_enrollment_sms(user, token_id)
     except ApiError as exc:
-        return render(request, "token_step.html", exc.status, token=token, step="activate",
-                      code_tokens=[], error=say(exc, "sms"))
+        return render(
+            request,
+            "token_step.html",
+            exc.status,
+            token=token,
+            step="activate",
+            code_tokens=[],
+            error=say(exc, "sms"),
+        )
     flash(request, f"We sent a new code by SMS to {token['phone']}. Only the newest code works.")
     return redirect(request, f"/security/tokens/{token_id}/activate")
 
@@ -208,14 +235,23 @@ def step_form(request: Request, token_id: str, step: str) -> Response:
     if step not in ("activate", "confirm", "delete"):
         raise StarletteHTTPException(404)
     tokens = _tokens(request, user)
-    return render(request, "token_step.html", token=token, step=step,
-                  code_tokens=_code_tokens(tokens) if step == "delete" else [])
+    return render(
+        request,
+        "token_step.html",
+        token=token,
+        step=step,
+        code_tokens=_code_tokens(tokens) if step == "delete" else [],
+    )
 
 
 @router.post("/security/tokens/{token_id}/{step}", dependencies=[Csrf])
-def step(request: Request, token_id: str, step: str,
-         code: Annotated[str, Form()] = "",
-         verify_token_id: Annotated[str, Form(max_length=64)] = "") -> Response:
+def step(
+    request: Request,
+    token_id: str,
+    step: str,
+    code: Annotated[str, Form()] = "",
+    verify_token_id: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
     user = guard(request)
     if isinstance(user, Response):
         return user
@@ -226,13 +262,25 @@ def step(request: Request, token_id: str, step: str,
         raise StarletteHTTPException(404)
     api = client(request)
     if len(code) > 16 or (step != "delete" and not code.strip()):
-        return render(request, "token_step.html", 422, token=token, step=step,
-                      code_tokens=_code_tokens(_tokens(request, user)) if step == "delete" else [],
-                      errors={"code": "Enter the code: usually 6 digits."})
+        return render(
+            request,
+            "token_step.html",
+            422,
+            token=token,
+            step=step,
+            code_tokens=_code_tokens(_tokens(request, user)) if step == "delete" else [],
+            errors={"code": "Enter the code: usually 6 digits."},
+        )
     if step == "delete" and not code.strip() and token["state"] in ("active", "locked"):
         name = f"{TYPE_NAMES.get(token['type'], token['type'])} token “{token['description']}”"
-        return step_up.begin(request, user, "delete_token", token_id, f"Delete the {name}.",
-                             f"The token “{token['description']}” is deleted.")
+        return step_up.begin(
+            request,
+            user,
+            "delete_token",
+            token_id,
+            f"Delete the {name}.",
+            f"The token “{token['description']}” is deleted.",
+        )
     try:
         if step == "delete":
             api.delete_token(user, token_id, code.strip() or None, verify_token_id or None)
@@ -244,15 +292,25 @@ def step(request: Request, token_id: str, step: str,
         source = _source_type(codes, verify_token_id) if step == "delete" else token["type"]
         message = say(exc, source)
         field = field_of(exc)
-        return render(request, "token_step.html", exc.status, token=token, step=step,
-                      code_tokens=codes, verify_token_id=verify_token_id,
-                      **({"errors": {field: message}} if field else {"error": message}))
+        return render(
+            request,
+            "token_step.html",
+            exc.status,
+            token=token,
+            step=step,
+            code_tokens=codes,
+            verify_token_id=verify_token_id,
+            **({"errors": {field: message}} if field else {"error": message}),
+        )
     if out["token"]["state"] == "unconfirmed":
         return redirect(request, f"/security/tokens/{token_id}/confirm")
     if out.get("details", {}).get("recovery_token_available"):
         request.session["recovery_ready"] = True
-    flash(request, f"Your {TYPE_NAMES.get(token['type'], token['type'])} token "
-                   f"“{token['description']}” is active.")
+    flash(
+        request,
+        f"Your {TYPE_NAMES.get(token['type'], token['type'])} token "
+        f"“{token['description']}” is active.",
+    )
     return redirect(request, "/security")
 
 
@@ -267,9 +325,14 @@ def recovery_download(request: Request) -> Response:
     except ApiError as exc:
         flash(request, say(exc), "error")
         return redirect(request, "/security")
-    return Response(file.text, media_type="text/plain; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{file.filename}"',
-        "Cache-Control": "no-store"})
+    return Response(
+        file.text,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{file.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.post("/security/areas", dependencies=[Csrf])
@@ -288,27 +351,43 @@ async def areas(request: Request) -> Response:
     has_active = any(t["state"] == "active" for t in api.tokens(user))
     if not has_active:
         # Without a token there is nothing to ask and nothing to confirm a change with.
-        return overview(request, user, 409, area_error="Set up a token first: then you "
-                        "choose here where it is asked.")
+        return overview(
+            request,
+            user,
+            409,
+            area_error="Set up a token first: then you choose here where it is asked.",
+        )
     changes = [(a, a in wanted) for a, p in current.items() if (a in wanted) != p]
     if not changes:
         flash(request, "Nothing changed.")
         return redirect(request, "/security")
     if len(changes) > 1:
-        return overview(request, user, 422, area_error="Change one area at a time: "
-                        "each change needs its own confirmation.")
+        return overview(
+            request,
+            user,
+            422,
+            area_error="Change one area at a time: each change needs its own confirmation.",
+        )
     if not code:
         ((area, protected),) = changes
         verb = "Ask for a second factor at" if protected else "Stop asking for a second factor at"
-        return step_up.begin(request, user, "set_area", area, f"{verb} “{names[area]}”.",
-                             "Your protected areas are saved.", protected)
+        return step_up.begin(
+            request,
+            user,
+            "set_area",
+            area,
+            f"{verb} “{names[area]}”.",
+            "Your protected areas are saved.",
+            protected,
+        )
     try:
         for area, protected in changes:
             api.set_area(user, area, protected, code or None, verify_with or None)
     except ApiError as exc:
         codes = _code_tokens(api.tokens(user))
-        return overview(request, user, exc.status,
-                        area_error=say(exc, _source_type(codes, verify_with)))
+        return overview(
+            request, user, exc.status, area_error=say(exc, _source_type(codes, verify_with))
+        )
     flash(request, "Your protected areas are saved.")
     return redirect(request, "/security")
 
@@ -324,7 +403,9 @@ def _source_type(code_tokens: list[dict[str, Any]], verify_token_id: str) -> str
 def _recovery_user(request: Request) -> str | None:
     """Signed in, or past the password and stuck at the second factor (lost phone)."""
     pending = request.session.get("pending")
-    return request.session.get("user") or (pending.get("user") if isinstance(pending, dict) else None)
+    return request.session.get("user") or (
+        pending.get("user") if isinstance(pending, dict) else None
+    )
 
 
 @router.get("/recovery")
@@ -336,8 +417,11 @@ def recovery_form(request: Request) -> Response:
 
 
 @router.post("/recovery", dependencies=[Csrf])
-async def recovery(request: Request, recovery_token: Annotated[str, Form()] = "",
-                   file: Annotated[UploadFile | None, File()] = None) -> Response:
+async def recovery(
+    request: Request,
+    recovery_token: Annotated[str, Form()] = "",
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
     user = _recovery_user(request)
     if user is None:
         raise LoginRequired(f"{request.app.state.settings.base_path}/recovery")
@@ -345,21 +429,41 @@ async def recovery(request: Request, recovery_token: Annotated[str, Form()] = ""
     if not value and file is not None and file.filename:
         value = _token_from_file((await file.read(4096)).decode("utf-8", "replace"))
     if not value:
-        return render(request, "recovery.html", 422, issued=True, errors={
-            "recovery_token": "Paste the recovery token, or choose the recovery file below."})
+        return render(
+            request,
+            "recovery.html",
+            422,
+            issued=True,
+            errors={
+                "recovery_token": "Paste the recovery token, or choose the recovery file below."
+            },
+        )
     if len(value) > 64:
-        return render(request, "recovery.html", 422, issued=True, errors={
-            "recovery_token": "That is longer than a recovery token. Check it and paste it again."})
+        return render(
+            request,
+            "recovery.html",
+            422,
+            issued=True,
+            errors={
+                "recovery_token": (
+                    "That is longer than a recovery token. Check it and paste it again."
+                )
+            },
+        )
     try:
         client(request).redeem_recovery(user, value)
     except ApiError as exc:
-        return render(request, "recovery.html", exc.status, issued=True,
-                      errors={"recovery_token": say(exc)})
+        return render(
+            request, "recovery.html", exc.status, issued=True, errors={"recovery_token": say(exc)}
+        )
     settings = request.app.state.settings
     request.session["verified"] = []
     finish(request, user, f"{settings.base_path}/security")
-    flash(request, "Two-factor authentication is reset and your tokens are removed. "
-                   "Set it up again now: select Secure My Account.")
+    flash(
+        request,
+        "Two-factor authentication is reset and your tokens are removed. "
+        "Set it up again now: select Secure My Account.",
+    )
     return redirect(request, "/security")
 
 

@@ -170,14 +170,21 @@ def select(request: Request, token_id: Annotated[str, Form(max_length=64)]) -> R
         return redirect(request, "/login")
     factor = next((f for f in pending["factors"] if f["id"] == token_id), None)
     if factor is None:
-        return render(request, "choose.html", 422, pending=pending, error="Choose one of your tokens.")
+        return render(
+            request, "choose.html", 422, pending=pending, error="Choose one of your tokens."
+        )
     try:
         sel = client(request).select(pending["cid"], token_id)
     except ApiError as exc:
-        return render(request, "choose.html", exc.status, pending=pending,
-                      error=say(exc, factor["type"]))
-    pending.update(sel_id=token_id, sel_type=factor["type"], sel_desc=factor["description"],
-                   presence=sel.get("presence_answer"))
+        return render(
+            request, "choose.html", exc.status, pending=pending, error=say(exc, factor["type"])
+        )
+    pending.update(
+        sel_id=token_id,
+        sel_type=factor["type"],
+        sel_desc=factor["description"],
+        presence=sel.get("presence_answer"),
+    )
     request.session["pending"] = pending
     return redirect(request, "/2fa/push" if factor["type"] == "push" else "/2fa/code")
 
@@ -197,25 +204,40 @@ def verify(request: Request, code: Annotated[str, Form()] = "") -> Response:
         return redirect(request, "/login")
     source = CODE_SOURCE.get(pending["sel_type"], "the code")
     if not code.strip() or len(code) > 16:
-        return render(request, "code.html", 422, pending=pending, errors={
-            "code": f"Enter {source}: usually 6 digits."})
+        return render(
+            request,
+            "code.html",
+            422,
+            pending=pending,
+            errors={"code": f"Enter {source}: usually 6 digits."},
+        )
     try:
         out = client(request).verify(pending["cid"], code.strip())
     except ApiError as exc:
         if exc.code in ("challenge_closed", "challenge_expired"):
             flash(request, "That sign-in step has ended. Choose a factor again.", "error")
             return begin_step(request, pending["user"], pending["areas"], pending["next"])
-        return render(request, "code.html", exc.status, pending=pending,
-                      errors={"code": say(exc, pending["sel_type"])})
+        return render(
+            request,
+            "code.html",
+            exc.status,
+            pending=pending,
+            errors={"code": say(exc, pending["sel_type"])},
+        )
     if out["status"] != "verified":
-        return render(request, "code.html", 422, pending=pending, errors={
-            "code": say(ApiError(422, "invalid_code", ""), pending["sel_type"])})
+        return render(
+            request,
+            "code.html",
+            422,
+            pending=pending,
+            errors={"code": say(ApiError(422, "invalid_code", ""), pending["sel_type"])},
+        )
     return finish(request, pending["user"], pending["next"], pending)
 
 
 @router.post("/2fa/resend", dependencies=[Csrf])
 def resend(request: Request) -> Response:
-    """"Send the SMS again": a new code (the old one stops working), throttled by the API."""
+    """ "Send the SMS again": a new code (the old one stops working), throttled by the API."""
     pending = _pending(request)
     if pending is None or pending.get("sel_type") != "sms":
         return redirect(request, "/login")
@@ -226,8 +248,9 @@ def resend(request: Request) -> Response:
             flash(request, "That sign-in step has ended. Choose a factor again.", "error")
             return begin_step(request, pending["user"], pending["areas"], pending["next"])
         return render(request, "code.html", exc.status, pending=pending, error=say(exc, "sms"))
-    flash(request, f"We sent a new code by SMS to {pending['sel_desc']}. "
-                   "Only the newest code works.")
+    flash(
+        request, f"We sent a new code by SMS to {pending['sel_desc']}. Only the newest code works."
+    )
     return redirect(request, "/2fa/code")
 
 
@@ -259,10 +282,20 @@ def push_done(request: Request) -> Response:
     if out["status"] == "approved":
         return finish(request, pending["user"], pending["next"], pending)
     if out["status"] == "pending":
-        return render(request, "push_wait.html", pending=pending,
-                      error="Not approved yet. Pick the number in the app.")
-    return render(request, "push_wait.html", 409, pending=pending, closed=True,
-                  error=f"The sign-in request was {out['status']}. Start again.")
+        return render(
+            request,
+            "push_wait.html",
+            pending=pending,
+            error="Not approved yet. Pick the number in the app.",
+        )
+    return render(
+        request,
+        "push_wait.html",
+        409,
+        pending=pending,
+        closed=True,
+        error=f"The sign-in request was {out['status']}. Start again.",
+    )
 
 
 @router.post("/2fa/restart", dependencies=[Csrf])

@@ -151,20 +151,30 @@ class TwofaClient:
     def contact(self, user: str) -> str | None:
         return self._call("GET", f"/v1/users/{_u(user)}/contact").json()["email"]  # type: ignore[no-any-return]
 
-    def set_contact(self, user: str, email: str | None, code: str | None,
-                    verify_token_id: str | None = None) -> str | None:
+    def set_contact(
+        self,
+        user: str,
+        email: str | None,
+        code: str | None,
+        verify_token_id: str | None = None,
+        step_up_id: str | None = None,
+    ) -> str | None:
         body: dict[str, Any] = {"email": email}
         if code:
             body["code"] = code
         if verify_token_id:
             body["verify_token_id"] = verify_token_id
+        if step_up_id:
+            body["step_up_id"] = step_up_id
         return self._call("PUT", f"/v1/users/{_u(user)}/contact", json=body).json()["email"]  # type: ignore[no-any-return]
 
     def create_step_up(self, user: str, purpose: str, target: str) -> dict[str, Any]:
-        """A step-up for deleting token ``target`` or changing area ``target``."""
-        field = "token_id" if purpose == "delete_token" else "area"
-        return self._call("POST", f"/v1/users/{_u(user)}/step-ups",  # type: ignore[no-any-return]
-                          json={"purpose": purpose, field: target}).json()
+        """A step-up for deleting token ``target``, changing area ``target`` or (purpose
+        ``set_contact``) the contact address."""
+        body = {"purpose": purpose}
+        if purpose != "set_contact":
+            body["token_id" if purpose == "delete_token" else "area"] = target
+        return self._call("POST", f"/v1/users/{_u(user)}/step-ups", json=body).json()  # type: ignore[no-any-return]
 
     # -- the login challenge and step-ups' answers (scope challenge) ----------------------
     def create_challenge(self, user: str, area: str) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """Where security notifications go: the user's e-mail address, shown and changed here.
 
-A change is confirmed with a code from one of the user's factors, passed to the API as
-its step-up (the same fields as the protected-areas form), so that a stolen session
-cannot redirect the warnings before it changes anything else.
+A change is confirmed with one of the user's factors, so that a stolen session cannot
+redirect the warnings before it changes anything else: a code typed here (TOTP, SMS), or,
+with the code left empty, the step-up page, where any token answers (an SMS sent, a push
+approved).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,10 +17,16 @@ from fastapi.responses import Response
 from services.portal.apiclient import ApiError
 from services.portal.app import flash, redirect, render
 from services.portal.messages import say
+from services.portal.routes import step_up
 from services.portal.routes.account import _code_tokens, _tokens, guard
 from services.portal.routes.login import Csrf, client
 
 router = APIRouter()
+
+BAD_EMAIL = "Enter a valid e-mail address, like name@example.com."
+# A first look only, so that nobody confirms a change the API will then refuse; the API's
+# check is the one that counts.
+_EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _page(request: Request, user: str, status: int = 200, **extra: object) -> Response:
@@ -50,14 +58,23 @@ def contact(
     user = guard(request)
     if isinstance(user, Response):
         return user
+    if email.strip() and not _EMAIL_SHAPE.fullmatch(email.strip()):
+        return _page(request, user, 422, entered=email, errors={"email": BAD_EMAIL})
+    tokens = _tokens(request, user)
+    if not code.strip() and any(t["state"] in ("active", "locked") for t in tokens):
+        new = email.strip() or None
+        title = (f"Send security notifications to {new}." if new
+                 else "Stop security notifications by e-mail.")
+        done = (f"Security notifications go to {new}." if new
+                else "Security notifications are off: no e-mail address is set.")
+        return step_up.begin(request, user, "set_contact", "email", title, done, email=new)
     try:
         saved = client(request).set_contact(
             user, email.strip() or None, code.strip() or None, verify_token_id or None
         )
     except ApiError as exc:
         if exc.code == "invalid_email":
-            return _page(request, user, exc.status, entered=email, errors={
-                "email": "Enter a valid e-mail address, like name@example.com."})
+            return _page(request, user, exc.status, entered=email, errors={"email": BAD_EMAIL})
         source = next((t["type"] for t in _code_tokens(_tokens(request, user))
                        if t["id"] == verify_token_id), None)
         message = ("Enter a code from one of your tokens to save this change."

@@ -1,5 +1,6 @@
 """The step-up page: a change to the security settings (delete a token, protect or
-unprotect an area) confirmed with any of the user's tokens, through the API's step-ups.
+unprotect an area, change the contact address) confirmed with any of the user's tokens,
+through the API's step-ups.
 
 Session key ``step_up``: the action (purpose, target, protected, what to say), the API's
 step-up id and factors, and the selected factor (with the push's number). The action is
@@ -22,11 +23,11 @@ router = APIRouter()
 
 
 def begin(request: Request, user: str, purpose: str, target: str, title: str, done: str,
-          protected: bool | None = None) -> Response:
+          protected: bool | None = None, email: str | None = None) -> Response:
     """Start a step-up for the action (``title`` says what it is, ``done`` that it
     happened), or do the action at once when the user has no token to confirm with."""
     action = {"user": user, "purpose": purpose, "target": target, "title": title, "done": done,
-              "protected": protected}
+              "protected": protected, "email": email}
     try:
         out = client(request).create_step_up(user, purpose, target)
     except ApiError as exc:
@@ -158,6 +159,8 @@ def _act(request: Request, action: dict[str, Any], step_up_id: str | None) -> Re
     try:
         if action["purpose"] == "delete_token":
             api.delete_token(user, target, None, step_up_id=step_up_id)
+        elif action["purpose"] == "set_contact":
+            api.set_contact(user, action["email"], None, step_up_id=step_up_id)
         else:
             api.set_area(user, target, bool(action["protected"]), None, step_up_id=step_up_id)
     except ApiError as exc:

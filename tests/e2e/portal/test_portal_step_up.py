@@ -1,5 +1,5 @@
 """Step-ups in the browser: a user whose only token is SMS, or PUSH, changes a protected
-area and deletes the token, confirming each on the step-up page (the SMS code the API
+area (the PUSH user also the contact address) and deletes the token, confirming each on the step-up page (the SMS code the API
 sent; the number picked in the emulated privacyIDEA app). The step-up page is shot at a
 phone's and a desktop's size under artifacts/portal/."""
 
@@ -120,6 +120,17 @@ def test_a_push_only_user_changes_an_area_and_deletes_the_token_by_approving(
         approve_in_the_app("32-step-up-push")
         page.get_by_text("Your protected areas are saved.").wait_for()  # continued by itself
         assert areas_of(api, portal)["portal-security"] is True
+
+        # the contact address: no code to type, so the change is confirmed in the app
+        page.goto(f"{base}/security/contact")
+        page.get_by_label(re.compile(r"^E-mail address")).fill("alice@example.org")
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url(re.compile(r"/portal/security/step-up$"))
+        page.get_by_text("Send security notifications to alice@example.org.").wait_for()
+        approve_in_the_app()
+        page.get_by_text("Security notifications go to alice@example.org.").wait_for()
+        contact = httpx.get(f"{api.url}/v1/users/alice/contact", headers=_key(portal)).json()
+        assert contact["email"] == "alice@example.org"
 
         page.get_by_role("link", name="Delete PUSH token iPhone 15").click()
         page.get_by_role("button", name="Delete").click()

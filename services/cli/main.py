@@ -328,11 +328,26 @@ def _scopes() -> tuple[str, ...]:
     return SCOPES
 
 
+# Options whose value may begin with "-": a Fernet key is URL-safe base64 and a password is
+# anything, and argparse would take "--key -x…" for two options.
+_FREE_VALUES = ("--key", "--password")
+
+
+def _attach_free_values(argv: Sequence[str]) -> list[str]:
+    """``--key VALUE`` as ``--key=VALUE``, so that a value beginning with "-" stays a value."""
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        value = next(args, None) if arg in _FREE_VALUES else None
+        out.append(arg if value is None else f"{arg}={value}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # What twofa writes (SQLite databases, dev keys, the console outbox with its codes, the
     # embedded broker's files) is its owner's alone: new files 0600, new directories 0700.
     os.umask(0o077)
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_attach_free_values(sys.argv[1:] if argv is None else argv))
     return int(args.func(args) or 0)
 
 

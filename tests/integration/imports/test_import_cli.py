@@ -133,3 +133,17 @@ def test_nothing_secret_is_printed_or_logged(
     )
     assert_no_leaks(sensitive, logs=caplog.text, others={"cli output": outputs})
     assert any("imported" in o for o in outputs)  # the runs did report
+
+
+@pytest.mark.parametrize("form", ["separate", "attached"])
+def test_a_key_that_begins_with_a_dash_is_a_key(ctx: Context, pi_file: Callable[..., Any], form: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Fernet keys are URL-safe base64: one in 64 begins with "-"."""
+    from cryptography.fernet import Fernet
+
+    path, key = pi_file([totp("TOTP0001")])
+    dashed = "-" + key[1:]
+    path.write_bytes(Fernet(dashed).encrypt(Fernet(key).decrypt(path.read_bytes())))
+    argv = ["--key", dashed] if form == "separate" else [f"--key={dashed}"]
+    assert twofa("import", "privacyidea", str(path), *argv, capsys=capsys)[0] == 0
+    assert count(ctx) == 1

@@ -239,14 +239,19 @@ def test_the_production_shape_moves_every_metric_on_the_right_process(
     assert value(text, "twofa_sms_total", outcome="delivered") == 1
     assert "alice" not in text and PHONE not in text
 
-    sms_worker = shape.scrape("worker-sms")
+    # A task's duration is observed when it returns, a moment after its effects committed.
+    sms_worker = wait_for("the SMS tasks to return", lambda: (
+        t if value(t := shape.scrape("worker-sms"), "twofa_task_duration_seconds_count",
+                   task="twofa.sms.send", outcome="success") >= 2 else None))
     assert value(sms_worker, "twofa_sms_total", outcome="sent") == 2  # enrollment and login
     assert value(sms_worker, "twofa_sms_provider_seconds_count", provider="twilio") == 3
     assert value(sms_worker, "twofa_task_retries_total", task="twofa.sms.send") == 1
     assert value(sms_worker, "twofa_task_duration_seconds_count", task="twofa.sms.send",
                  outcome="success") == 2
 
-    push_worker = shape.scrape("worker-push")
+    push_worker = wait_for("the push tasks to return", lambda: (
+        t if value(t := shape.scrape("worker-push"), "twofa_task_duration_seconds_count",
+                   task="twofa.push.send") >= 2 else None))
     assert value(push_worker, "twofa_push_total", outcome="sent") == 2  # two push logins
     assert value(push_worker, "twofa_task_duration_seconds_count", task="twofa.push.send") == 2
 

@@ -50,7 +50,7 @@ def domain_status(exc: DomainError) -> int:
 
 
 # Domain error details a caller may act on; anything else a DomainError carries stays inside.
-PUBLIC_DETAILS = ("attempts_left",)
+PUBLIC_DETAILS = ("attempts_left", "challenge_id")
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -101,6 +101,8 @@ class ErrorBody(BaseModel):
     message: str
     # A wrong code for a login challenge: how many more codes the challenge accepts.
     attempts_left: int | None = None
+    # A wrong code sent with the login itself: the challenge it created, to retry on.
+    challenge_id: str | None = None
 
 
 class ErrorOut(BaseModel):

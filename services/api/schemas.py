@@ -132,6 +132,10 @@ class TokenListOut(BaseModel):
 class ChallengeIn(Strict):
     user_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$")
     area: str = Field(min_length=1, max_length=64)
+    # Optional: the login in one request. The code is checked at once against a factor
+    # whose code exists before a challenge (TOTP): ``token_id``, or the user's oldest.
+    code: str | None = Field(default=None, min_length=4, max_length=16, pattern=r"^[0-9 ]+$")
+    token_id: uuid.UUID | None = None
 
 
 class SelectIn(Strict):

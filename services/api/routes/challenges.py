@@ -22,6 +22,7 @@ from services.api.schemas import (
 from services.core.challenges import cover as covering
 from services.core.challenges import service as challenges
 from services.core.challenges.service import ChallengeView
+from services.core.errors import Conflict, InvalidCode, Unprocessable
 from services.core.factors.push import login as push_login
 from services.core.models import Challenge
 from services.core.plumbing.clock import as_utc
@@ -66,11 +67,35 @@ def challenge_out(ctx: Context, view: ChallengeView | Challenge) -> ChallengeOut
 # ``run_db``: on SQLite in the event loop, elsewhere in one thread-pool call. A sync
 # endpoint with a sync unit-of-work dependency would take three thread hops.
 def _create(ctx: Context, correlation: str | None, body: ChallengeIn) -> ChallengeOut:
-    return challenge_out(ctx, challenges.create(ctx, body.user_id, body.area, correlation))
+    if body.code is None:
+        if body.token_id is not None:
+            raise Unprocessable("token_id is sent with a code", code="invalid_input")
+        return challenge_out(ctx, challenges.create(ctx, body.user_id, body.area, correlation))
+    login = challenges.login(ctx, body.user_id, body.area, body.code, body.token_id, correlation)
+    if login is None:
+        raise Conflict(
+            "no factor of this user has a code before a challenge; create the challenge "
+            "without a code and select a factor",
+            code="select_first",
+        )
+    if login.attempts_left is not None:
+        challenge = login.view.challenge
+        assert challenge is not None
+        raise InvalidCode(
+            "the code is not valid",
+            attempts_left=login.attempts_left,
+            challenge_id=str(challenge.id),
+        )
+    return challenge_out(ctx, login.view)
 
 
 @router.post("", response_model=ChallengeOut)
 async def create(body: ChallengeIn, ctx: Ctx, correlation: Correlation) -> Response:
+    """Start a login for ``area``. Without ``code``: the challenge, its factors to choose
+    from (or ``not_required``). With ``code``: the login in one request, checked at once
+    against a TOTP factor (``token_id``, or the user's oldest): ``verified``; a wrong code
+    answers 422 ``invalid_code`` with ``attempts_left`` and the ``challenge_id`` to retry
+    on with ``verify``; a user without such a factor gets 409 ``select_first``."""
     return model_response(await run_db(ctx, _create, ctx, correlation, body))
 
 

@@ -40,7 +40,7 @@ def cover(
             raise NotFound("no such challenge", code="challenge_not_found")
         rules.refuse_if_closed(target.state, target.expires_at, now)
         _refuse_unless_covered(target, answer)
-        _, factors, _ = store.protected_factors(conn, target.user_id, target.area)
+        factors = store.protected_factors(conn, target.user_id, target.area).tokens
     factor = next((f for f in factors if f.id == answer.token_id), None)
     if factor is None:
         raise Conflict("the answering token is not a factor of this area", code="not_covered")

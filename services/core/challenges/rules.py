@@ -68,6 +68,41 @@ class ChallengeSnapshot:
     purpose: str = "login"
 
 
+@dataclass(frozen=True)
+class Protection:
+    """What a user's protection of an area allows, as read: the usable factors (oldest
+    first), whether a locked one exists, and the user's failure state."""
+
+    protected: bool
+    tokens: Sequence[TokenSnapshot] = ()
+    any_locked: bool = False
+    user_backoff_until: datetime | None = None
+    user_failures: int = 0
+
+    @property
+    def factors(self) -> list[Factor]:
+        return [Factor(t.id, t.type, t.description, t.serial) for t in self.tokens]
+
+    @property
+    def fails_closed(self) -> bool:
+        """Locking every factor (by guessing) must not switch the second factor off."""
+        return self.protected and not self.tokens and self.any_locked
+
+
+def code_factor(protection: Protection, token_id: uuid.UUID | None) -> TokenSnapshot | None:
+    """The factor a code sent with the login itself is checked against: the one named, or
+    else the oldest whose code exists before a challenge (TOTP). None: no such factor,
+    the login needs a challenge first."""
+    if token_id is None:
+        return next((t for t in protection.tokens if factor_for(t.type).code_ready), None)
+    token = next((t for t in protection.tokens if t.id == token_id), None)
+    if token is None:
+        raise NotFound("that factor is not available for this challenge", code="factor_not_found")
+    if not factor_for(token.type).code_ready:
+        raise Conflict("select this factor first; selecting it sends the code", code="select_first")
+    return token
+
+
 def effective_state(state: str, expires_at: datetime, now: datetime) -> str:
     """The state as of now: a pending challenge past its expiry is expired already."""
     if state == ChallengeState.PENDING and as_utc(expires_at) <= now:
@@ -171,6 +206,34 @@ def verified(snap: ChallengeSnapshot, token: TokenSnapshot, *, selecting: bool) 
             challenge_id=snap.id, area=snap.area, token_id=token.id, token_type=token.type
         )
     )
+    return events
+
+
+def verified_at_once(challenge_id: uuid.UUID, area: str, token: TokenSnapshot) -> EventData:
+    """A login whose code came with it: the one event says who (the envelope), which
+    area, which factor and the outcome."""
+    return ChallengeVerified(
+        challenge_id=challenge_id, area=area, token_id=token.id, token_type=token.type
+    )
+
+
+def failed_at_once(
+    challenge_id: uuid.UUID,
+    area: str,
+    token: TokenSnapshot,
+    token_failures: int,
+    locked_now: bool,
+    max_attempts: int,
+) -> list[EventData]:
+    """A login whose code came with it and was wrong: the challenge's failed attempt, and
+    the token's lock the once this failure reaches it (notifications hang on that)."""
+    events = [attempt_failed(challenge_id, area, token.id, token.type, 1, max_attempts)]
+    if locked_now:
+        events.append(
+            TokenLocked(
+                token_id=token.id, token_type=token.type, consecutive_failures=token_failures
+            )
+        )
     return events
 
 

@@ -43,33 +43,117 @@ def create(
     if area not in ctx.settings.area_names:
         raise Unprocessable(f"unknown area {area!r}", code="unknown_area")
     with read_only(ctx.engine) as conn:  # the write lock is taken only for the INSERT
-        protected, factors, any_locked = store.protected_factors(conn, user_id, area)
-    if protected and not factors and any_locked:
-        # Fail closed: locking every token (by guessing) must not switch 2FA off.
-        raise Forbidden("every second factor of this user is locked", code="factors_locked")
+        protection = store.protected_factors(conn, user_id, area)
+    _refuse_if_fails_closed(protection)
+    factors = protection.factors
     with ctx.uow(correlation_id) as uow:
         if not factors:
             # Unknown users get this same answer: no account's existence is revealed.
             uow.emit(ChallengeNotRequired(area=area), user_id=user_id)
             uow.commit()
             return ChallengeView(None)
-        now = ctx.clock.now()
-        values: dict[str, Any] = dict(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            area=area,
-            purpose="login",
-            state=ChallengeState.PENDING,
-            attempts=0,
-            max_attempts=ctx.settings.challenge_max_attempts,
-            correlation_id=uow.correlation_id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
-        )
+        values = _new_challenge(ctx, uow, user_id, area)
         store.insert(uow.session.connection(), values)
         uow.emit(rules.created(values["id"], area, factors, "login"), user_id=user_id)
         uow.commit()
     return ChallengeView(Challenge(**values), factors)  # transient: the answer is built from it
+
+
+def _refuse_if_fails_closed(protection: rules.Protection) -> None:
+    if protection.fails_closed:
+        raise Forbidden("every second factor of this user is locked", code="factors_locked")
+
+
+def _new_challenge(ctx: Context, uow: UnitOfWork, user_id: str, area: str) -> dict[str, Any]:
+    now = ctx.clock.now()
+    return dict(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        area=area,
+        purpose="login",
+        state=ChallengeState.PENDING,
+        attempts=0,
+        max_attempts=ctx.settings.challenge_max_attempts,
+        correlation_id=uow.correlation_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
+    )
+
+
+@dataclass(frozen=True)
+class CodeLogin:
+    """A login answered in the request that starts it. ``view.challenge`` is None when the
+    area needs no second factor; else it is the new challenge, verified, or still pending
+    (or failed) after a wrong code with ``attempts_left``. ``token`` is the factor checked."""
+
+    view: ChallengeView
+    token: TokenSnapshot | None = None
+    attempts_left: int | None = None
+
+    @property
+    def verified(self) -> bool:
+        c = self.view.challenge
+        return c is not None and c.state == ChallengeState.VERIFIED
+
+
+def login(
+    ctx: Context,
+    user_id: str,
+    area: str,
+    code: str,
+    token_id: uuid.UUID | None = None,
+    correlation_id: str | None = None,
+) -> CodeLogin | None:
+    """Create a login challenge and check ``code`` in one unit of work, for a factor whose
+    code exists before a challenge (TOTP): the one named, or the user's oldest. One event
+    tells the outcome: ``challenge.verified``, or ``challenge.failed`` for a wrong code
+    (with ``token.locked`` the once the token reaches the lock). The challenge row is
+    written as it ends, so a wrong code can be retried on it with ``verify``.
+
+    None, with nothing written, when the user has no such factor: the login needs a
+    challenge first (``create``, then ``select_factor``)."""
+    if area not in ctx.settings.area_names:
+        raise Unprocessable(f"unknown area {area!r}", code="unknown_area")
+    with read_only(ctx.engine) as conn:
+        protection = store.protected_factors(conn, user_id, area)
+    _refuse_if_fails_closed(protection)
+    if not protection.tokens:
+        with ctx.uow(correlation_id) as uow:
+            uow.emit(ChallengeNotRequired(area=area), user_id=user_id)
+            uow.commit()
+        return CodeLogin(ChallengeView(None))
+    token = rules.code_factor(protection, token_id)
+    if token is None:
+        return None
+    now = ctx.clock.now()
+    lockout.refuse_while_waiting(protection.user_backoff_until, token.backoff_until, now)
+    code = code.strip().replace(" ", "")
+    with ctx.uow(correlation_id) as uow:
+        conn = uow.session.connection()
+        values = _new_challenge(ctx, uow, user_id, area)
+        values.update(token_id=token.id, token_type=token.type)
+        if len(code) <= lockout.MAX_CODE_LENGTH and factor_for(token.type).check_code(
+            ctx, conn, token, code, now
+        ):
+            lockout.record_success(conn, token.id, user_id, protection.user_failures)
+            values.update(state=ChallengeState.VERIFIED, completed_at=now)
+            store.insert(conn, values)
+            uow.emit(rules.verified_at_once(values["id"], area, token), user_id=user_id)
+            uow.commit()
+            return CodeLogin(ChallengeView(Challenge(**values), [token]), token)
+        failure = lockout.record_failure(ctx.settings, conn, token.id, token.state, user_id, now)
+        values["attempts"] = 1
+        if rules.exhausted(0, values["max_attempts"]):
+            values.update(state=ChallengeState.FAILED, reason=rules.EXHAUSTED, completed_at=now)
+        store.insert(conn, values)
+        for event in rules.failed_at_once(
+            values["id"], area, token, failure.token_failures, failure.locked_now,
+            values["max_attempts"],
+        ):
+            uow.emit(event, user_id=user_id)
+        uow.commit()
+    left = rules.attempts_left(1, values["max_attempts"])
+    return CodeLogin(ChallengeView(Challenge(**values), [token]), token, left)
 
 
 def get(ctx: Context, challenge_id: uuid.UUID) -> Challenge:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import Connection
 
-from services.core.challenges.rules import ChallengeSnapshot, Factor
+from services.core.challenges.rules import ChallengeSnapshot, Factor, Protection
 from services.core.factors.base import TokenSnapshot
 from services.core.models import (
     AreaProtection,
@@ -44,13 +44,30 @@ CHALLENGES, TOKENS, PROFILES, AREAS = (
 # -- reads ---------------------------------------------------------------------------------
 
 # The area's protection row joined with the user's active and locked tokens (a protected
-# user without tokens gives one row with NULL token columns).
+# user without tokens gives one row with NULL token columns) and the user's failure state:
+# everything a challenge's creation, or a login in one request, decides from.
 _PROTECTED_FACTORS = (
-    select(A.protected, T.id, T.type, T.description, T.state, T.serial)
+    select(
+        A.protected,
+        T.id,
+        T.user_id,
+        T.type,
+        T.description,
+        T.state,
+        T.secret_enc,
+        T.totp_params,
+        T.last_step,
+        T.drift,
+        T.serial,
+        T.backoff_until,
+        P.backoff_until.label("user_backoff_until"),
+        P.failures.label("user_failures"),
+    )
     .select_from(AREAS)
     .outerjoin(
         TOKENS, and_(T.user_id == A.user_id, T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)))
     )
+    .outerjoin(PROFILES, P.user_id == A.user_id)
     .where(A.user_id == bindparam("b_user"), A.area == bindparam("b_area"))
     .order_by(T.created_at, T.id)
 )
@@ -238,19 +255,37 @@ _EXPIRE = (
 # -- reads ---------------------------------------------------------------------------------
 
 
-def protected_factors(conn: Connection, user_id: str, area: str) -> tuple[bool, list[Factor], bool]:
-    """Whether (user, area) is protected, its usable factors (oldest first), and whether
-    any factor is locked."""
+def protected_factors(conn: Connection, user_id: str, area: str) -> Protection:
+    """Whether (user, area) is protected, its usable factors (oldest first) as snapshots a
+    code can be checked against, whether any factor is locked, and the user's back-off."""
     rows = conn.execute(_PROTECTED_FACTORS, {"b_user": user_id, "b_area": area}).all()
     if not rows or not rows[0].protected:
-        return False, [], False
-    rows = [r for r in rows if r.id is not None]
-    usable = [
-        Factor(r.id, r.type, r.description, r.serial)
-        for r in rows
-        if r.state == TokenState.ACTIVE
-    ]
-    return True, usable, any(r.state == TokenState.LOCKED for r in rows)
+        return Protection(protected=False)
+    first = rows[0]
+    tokens = [r for r in rows if r.id is not None]
+    return Protection(
+        protected=True,
+        tokens=[
+            TokenSnapshot(
+                id=r.id,
+                user_id=r.user_id,
+                type=r.type,
+                state=r.state,
+                description=r.description,
+                secret_enc=r.secret_enc,
+                totp_params=r.totp_params,
+                last_step=r.last_step,
+                drift=r.drift or 0,
+                serial=r.serial,
+                backoff_until=r.backoff_until,
+            )
+            for r in tokens
+            if r.state == TokenState.ACTIVE
+        ],
+        any_locked=any(r.state == TokenState.LOCKED for r in tokens),
+        user_backoff_until=first.user_backoff_until,
+        user_failures=first.user_failures or 0,
+    )
 
 
 def user_factors(conn: Connection, user_id: str) -> tuple[list[Factor], bool]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from services.core.challenges import service as challenges
-from services.core.errors import DomainError, InvalidCode, Throttled
+from services.core.errors import DomainError, Throttled
 from services.core.models import ChallengeState, Token
 from services.core.privacyidea import enrollment, transactions
 from services.core.privacyidea.outcome import (
@@ -83,6 +83,10 @@ def _create(
 def check(
     ctx: Context, correlation: str | None, user: PiUser, passw: str, push_wait: bool = False
 ) -> Outcome:
+    if _looks_like_totp(ctx, passw):
+        one_step = _one_step(ctx, correlation, user, passw)
+        if one_step is not None:
+            return one_step
     try:
         view, tid = _create(ctx, correlation, user)
     except DomainError as exc:  # every factor locked: fail closed, as the native API does
@@ -91,22 +95,33 @@ def check(
         if enrollment.wanted(ctx, user):
             return enrollment.begin(ctx, correlation, user)
         return _no_factor(ctx, user)
-    totp = _first(view.factors, "totp")
-    if totp is not None and _looks_like_totp(ctx, passw):
-        return _verify(
-            ctx,
-            correlation,
-            user,
-            view.challenge.id,
-            passw,
-            totp.id,
-            one_step=True,
-            serial=serial_of(totp.id, "totp", totp.serial),
-            token_type="totp",
-        )
     return _challenge_response(
         ctx if not push_wait else _without_presence(ctx), correlation, view, tid
     )
+
+
+def _one_step(ctx: Context, correlation: str | None, user: PiUser, passw: str) -> Outcome | None:
+    """A pass shaped like a TOTP code, checked in the one unit of work of the native
+    one-request login; None when the user has no TOTP factor (challenge-response then)."""
+    try:
+        login = challenges.login(ctx, user.user_id, user.area, passw, None, correlation)
+    except Throttled as exc:
+        return Outcome(False, exc.message)
+    except DomainError as exc:  # every factor locked: fail closed, as the native API does
+        return Outcome(False, exc.message)
+    if login is None:
+        return None
+    if login.view.challenge is None:
+        if enrollment.wanted(ctx, user):
+            return enrollment.begin(ctx, correlation, user)
+        return _no_factor(ctx, user)
+    token = login.token
+    assert token is not None
+    serial = serial_of(token.id, token.type, token.serial)
+    otplen = ctx.settings.totp_digits
+    if login.verified:
+        return Outcome(True, MATCHED_ONE, serial=serial, type=token.type, otplen=otplen, user=user)
+    return Outcome(False, WRONG_OTP, serial=serial, type=token.type, otplen=otplen)
 
 
 def trigger(ctx: Context, correlation: str | None, user: PiUser) -> Outcome:
@@ -211,7 +226,6 @@ def answer(
         challenge.id,
         passw,
         token_id if challenge.token_id is None else None,
-        one_step=False,
         serial=serial,
         token_type=token_type or "totp",
     )
@@ -253,30 +267,17 @@ def _verify(
     code: str,
     token_id: uuid.UUID | None,
     *,
-    one_step: bool,
     serial: str,
     token_type: str,
 ) -> Outcome:
-    """``challenges.verify``, told in privacyIDEA's words; a one-step code (no transaction
-    id) names its token's type and otplen, an answer to a challenge does not."""
-    success, failure = (MATCHED_ONE, WRONG_OTP) if one_step else (FOUND_CHALLENGE, NO_MATCH)
-    otplen = (ctx.settings.totp_digits if token_type == "totp" else 6) if one_step else None
+    """``challenges.verify`` of an answer to a challenge, told in privacyIDEA's words."""
     try:
         challenges.verify(ctx, challenge_id, code, token_id, correlation)
     except Throttled as exc:
         return Outcome(False, exc.message, serial=serial, type=token_type)
-    except InvalidCode:
-        return Outcome(False, failure, serial=serial, type=token_type, otplen=otplen)
-    except DomainError:  # expired, closed, factor gone
-        return Outcome(False, failure, serial=serial, type=token_type)
-    return Outcome(
-        True,
-        success,
-        serial=serial,
-        type=token_type if one_step else None,
-        otplen=otplen,
-        user=user,
-    )
+    except DomainError:  # a wrong code; expired, closed, factor gone
+        return Outcome(False, NO_MATCH, serial=serial, type=token_type)
+    return Outcome(True, FOUND_CHALLENGE, serial=serial, user=user)
 
 
 def _finalize(

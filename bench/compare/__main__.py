@@ -59,10 +59,12 @@ def load(target: str, url: str, procs: Procs, *, tokens: Path | None, state: Pat
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["rate"] = rate
     span = duration + warmup
     result["server_cores"] = {k: round((cpu1[k] - cpu0.get(k, 0.0)) / span, 2) for k in cpu1
                               if cpu1[k] - cpu0.get(k, 0.0) > 0.01}
-    print(f"  {target:6s} c={concurrency:<3d} {result['logins_per_s']:8.1f}/s p50 {result['p50_ms']:7.1f} ms "
+    label = f"twofa/{flow}req" if target == "twofa" else target
+    print(f"  {label:11s} c={concurrency:<3d} {result['logins_per_s']:8.1f}/s p50 {result['p50_ms']:7.1f} ms "
           f"p99 {result['p99_ms']:7.1f} ms  ok {result['valid_ok']} rej {result['wrong_rejected']} "
           f"bad {result['unexpected']} err {result['errors']} starved {result['starved']}", flush=True)
     return result
@@ -96,23 +98,38 @@ def versions(env: Path) -> dict[str, str]:
     return {"twofa stack": ours, "baseline": pi.pi_version(env), "wrk": wrk}
 
 
+# The A/B pair sends the very same requests (privacyIDEA's one-step ``/validate/check``) to
+# both servers; the native API's one-request and two-request logins run beside them as
+# their own rows. The order rotates between repetitions.
+SIDES = (("pi", 1), ("twofa-pi", 1), ("twofa", 1), ("twofa", 2))
+
+
 def ab_runs(cfg: dict[str, object], procs: Procs, pi_url: str, pi_tokens: Path, tw: TwofaStack,
             tw_tokens: Path, work: Path) -> list[dict[str, object]]:
     rows = []
     for conc in (1, 8, 32):
         for rep in range(int(cfg["reps"])):  # type: ignore[call-overload]
-            order = ("pi", "twofa") if rep % 2 == 0 else ("twofa", "pi")
-            for target in order:
+            order = SIDES if rep % 2 == 0 else tuple(reversed(SIDES))
+            for target, flow in order:
                 if target == "pi":
                     r = load("pi", pi_url, procs, tokens=pi_tokens, state=work / "pi.state", concurrency=conc,
                              duration=cfg["duration"], warmup=cfg["warmup"])  # type: ignore[arg-type]
                 else:
-                    r = load("twofa", tw.url, procs, tokens=tw_tokens, state=work / "twofa.state",
+                    r = load(target, tw.url, procs, tokens=tw_tokens, state=work / "twofa.state",
                              concurrency=conc, duration=cfg["duration"], warmup=cfg["warmup"],  # type: ignore[arg-type]
-                             api_key=tw.api_key)
+                             api_key=tw.api_key, flow=flow)
                 r["rep"] = rep
                 rows.append(r)
     return rows
+
+
+PACED_RATE = 100.0
+
+
+def paced(cfg: dict[str, object], procs: Procs, tw: TwofaStack, tokens: Path, work: Path) -> dict[str, object]:
+    """p99 without queueing: the identical requests at a steady 100 logins/s, c=8."""
+    return load("twofa-pi", tw.url, procs, tokens=tokens, state=work / "twofa.state", concurrency=8,
+                duration=cfg["duration"], warmup=cfg["warmup"], rate=PACED_RATE)  # type: ignore[arg-type]
 
 
 def profile_run(cfg: dict[str, object], procs: Procs, tw: TwofaStack, tokens: Path, work: Path) -> dict[str, object]:
@@ -123,16 +140,19 @@ def profile_run(cfg: dict[str, object], procs: Procs, tw: TwofaStack, tokens: Pa
     seconds = float(cfg["duration"])  # type: ignore[arg-type]
     th = threading.Thread(target=profile.record, args=(workers[0].pid, seconds, raw))
     th.start()
-    run = load("twofa", tw.url, procs, tokens=tokens, state=work / "twofa.state", concurrency=8,
-               duration=seconds, warmup=1, api_key=tw.api_key)
+    run = load("twofa-pi", tw.url, procs, tokens=tokens, state=work / "twofa.state", concurrency=8,
+               duration=seconds, warmup=1)
     th.join()
     if not raw.exists():
         return {"run": run, "frames": [], "self": []}
     return {"run": run, "frames": profile.summarize(raw, 30), "self": profile.by_self(raw, 15)}
 
 
-def drain(tw: TwofaStack, timeout: float = 120) -> dict[str, float]:
-    """The audit consumer's backlog at the end of the load, and how long it took to clear."""
+def drain(tw: TwofaStack, timeout: float = 120, settle: float = 0.0) -> dict[str, float]:
+    """The audit consumer's backlog at the end of the load, ``settle`` seconds after it (the
+    goal: nothing behind one second after the load stops), and how long it took to clear."""
+    if settle:
+        time.sleep(settle)
     lag = tw.audit_lag()
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -142,7 +162,7 @@ def drain(tw: TwofaStack, timeout: float = 120) -> dict[str, float]:
         time.sleep(1)
     now = tw.audit_lag()
     return {"behind_at_end": lag["behind"], "events": lag["outbox_events"],
-            "drain_s": round(time.monotonic() - t0, 1), "behind_after_drain": now["behind"]}
+            "drain_s": round(time.monotonic() - t0, 1), "behind_after_drain": now["behind"], "settle_s": settle}
 
 
 # The growth runs are paced: 1,000 tokens give at most 1,000 fresh valid codes per 30 s step,
@@ -188,9 +208,9 @@ def postgres(cfg: dict[str, object], procs: Procs, work: Path) -> dict[str, obje
     tokens.write_text(json.dumps(tw.seed(int(cfg["twofa_users"]))))  # type: ignore[call-overload]
     tw.start()
     try:
-        runs = [load("twofa", tw.url, procs, tokens=tokens, state=pdir / "state", concurrency=c,
-                     duration=cfg["duration"], warmup=cfg["warmup"], api_key=tw.api_key) for c in (1, 8, 32)]  # type: ignore[arg-type]
-        return {"runs": runs, "audit": drain(tw, timeout=60), "rss": procs.rss_mb("pg-api")}
+        runs = [load("twofa-pi", tw.url, procs, tokens=tokens, state=pdir / "state", concurrency=c,
+                     duration=cfg["duration"], warmup=cfg["warmup"]) for c in (1, 8, 32)]  # type: ignore[arg-type]
+        return {"runs": runs, "audit": drain(tw, timeout=60, settle=1.0), "rss": procs.rss_mb("pg-api")}
     finally:
         tw.stop()
 
@@ -264,10 +284,12 @@ def main() -> int:
         procs.stop("hello")
         print("A/B runs on SQLite", flush=True)
         results["ab"] = ab_runs(cfg, procs, pi_url, pi_db / "tokens.json", tw, tw_tokens, work)
+        print("paced: 100 logins/s", flush=True)
+        results["paced"] = paced(cfg, procs, tw, tw_tokens, work)
         print("profile: one twofa API worker under c=8 (py-spy)", flush=True)
         results["pyspy"] = profile_run(cfg, procs, tw, tw_tokens, work)
         results["rss"] = {"twofa api": procs.rss_mb("sqlite-api"), "privacyidea": procs.rss_mb("privacyidea")}
-        results["audit"] = drain(tw)
+        results["audit"] = drain(tw, settle=1.0)
         tw.stop()
         print("breakdown: CPU per login by layer, in process", flush=True)
         results["breakdown"] = breakdown(timeout=300)

@@ -1,15 +1,16 @@
 """Where the CPU of one twofa login goes, measured in one process without sockets.
 
 ``python -m bench.compare.breakdown [--logins N]`` prints one JSON line with CPU ms per
-login (create + verify, half of them with a wrong code) for three layers:
+login (the login in one request, half of them with a wrong code) for these layers:
 
-- ``domain``: ``challenges.create`` and ``challenges.verify`` (a unit of work each), with a
-  recording publisher (the outbox rows are written and marked, nothing goes to a broker);
-- ``asgi``: the same two requests through the FastAPI app (routing, auth, validation,
-  JSON), still with the recording publisher;
-- ``asgi_broker``: the same with the real Celery publisher to a local embedded broker;
+- ``domain``: ``challenges.login`` (one unit of work), with a recording publisher (the
+  outbox row is written and marked, nothing goes to a broker);
+- ``asgi``: the same as ``POST /v1/challenges {user_id, area, code}`` through the FastAPI
+  app (routing, auth, validation, JSON), still with the recording publisher;
+- ``asgi_pi``: the same login as privacyIDEA's ``POST /validate/check`` (form body);
+- ``asgi_broker``: ``asgi`` with the real Celery publisher to a local embedded broker;
 
-and the CPU of one ``publish_many`` of a login's three events on that broker. The
+and the CPU of one ``publish_many`` of a login's event on that broker. The
 difference between layers is what each costs; what the full stack adds beyond
 ``asgi_broker`` is uvicorn and the HTTP parsing. CPU is process time, so the dispatcher
 and marker threads count too.
@@ -44,13 +45,8 @@ def _code(row: dict[str, str], valid: bool) -> str:
 
 
 def domain_login(ctx: Context, row: dict[str, str], valid: bool) -> None:
-    view = challenges.create(ctx, row["user"], "sso")
-    assert view.challenge is not None
-    try:
-        challenges.verify(ctx, view.challenge.id, _code(row, valid), uuid.UUID(row["token_id"]))
-    except Exception:
-        if valid:
-            raise
+    login = challenges.login(ctx, row["user"], "sso", _code(row, valid))
+    assert login is not None and login.verified == valid
 
 
 class AsgiDriver:
@@ -60,11 +56,13 @@ class AsgiDriver:
         self.app = create_app(ctx=ctx)
         self.auth = f"Bearer {api_key}".encode()
 
-    async def call(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        raw = json.dumps(body).encode()
+    async def call(self, path: str, body: dict[str, Any] | bytes) -> tuple[int, dict[str, Any]]:
+        form = isinstance(body, bytes)
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        kind = b"application/x-www-form-urlencoded" if form else b"application/json"
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-                 "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                 "headers": [(b"host", b"bench"), (b"content-type", kind),
                              (b"authorization", self.auth), (b"content-length", str(len(raw)).encode())],
                  "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
         messages = [{"type": "http.request", "body": raw, "more_body": False}]
@@ -86,11 +84,14 @@ class AsgiDriver:
         return out["status"], json.loads(out["body"])
 
     async def login(self, row: dict[str, str], valid: bool) -> None:
-        status, body = await self.call("/v1/challenges", {"user_id": row["user"], "area": "sso"})
-        assert status == 200, body
-        status, body = await self.call(f"/v1/challenges/{body['challenge_id']}/verify",
-                                       {"code": _code(row, valid), "token_id": row["token_id"]})
+        status, body = await self.call("/v1/challenges",
+                                       {"user_id": row["user"], "area": "sso", "code": _code(row, valid)})
         assert status == (200 if valid else 422), body
+
+    async def pi_login(self, row: dict[str, str], valid: bool) -> None:
+        status, body = await self.call("/validate/check",
+                                       f"user={row['user']}&realm=bench&pass={_code(row, valid)}".encode())
+        assert status == 200 and body["result"]["value"] == valid, body
 
 
 def _per_login(fn: Any, rows: list[dict[str, str]]) -> float:
@@ -104,38 +105,38 @@ def measure(logins: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="bench-breakdown-"))
     stack = TwofaStack(work, Procs(work / "logs"))
     stack.migrate()
-    rows = stack.seed(3 * logins + 300)
+    rows = stack.seed(4 * logins + 300)
     broker = EmbeddedBroker(work / "broker", persistent=False).start()
     out: dict[str, float] = {}
     try:
         settings = Settings(env="dev", database_url=stack.database_url, broker_url=broker.url,
-                            encryption_keys=stack.keys, var_dir=work / "var")
+                            encryption_keys=stack.keys, var_dir=work / "var", pi_realms="bench=sso")
         recording = build_context(settings, publisher=RecordingPublisher())
         real = build_context(settings)
         for r in rows[:100]:  # warm caches and compiled statements
             domain_login(recording, r, False)
         out["domain"] = _per_login(lambda r, v: domain_login(recording, r, v), rows[100:100 + logins])
 
-        async def through(ctx: Context, batch: list[dict[str, str]]) -> float:
+        async def through(ctx: Context, batch: list[dict[str, str]], pi: bool = False) -> float:
             driver = AsgiDriver(ctx, stack.api_key)
+            login = driver.pi_login if pi else driver.login
             async with driver.app.router.lifespan_context(driver.app):
                 for r in batch[:50]:
-                    await driver.login(r, False)
+                    await login(r, False)
                 start = time.process_time()
                 for i, r in enumerate(batch[50:]):
-                    await driver.login(r, i % 2 == 0)
+                    await login(r, i % 2 == 0)
                 return round((time.process_time() - start) * 1000 / (len(batch) - 50), 3)
 
         out["asgi"] = asyncio.run(through(recording, rows[100 + logins:150 + 2 * logins]))
-        out["asgi_broker"] = asyncio.run(through(real, rows[150 + 2 * logins:200 + 3 * logins]))
+        out["asgi_pi"] = asyncio.run(through(recording, rows[150 + 2 * logins:200 + 3 * logins], pi=True))
+        out["asgi_broker"] = asyncio.run(through(real, rows[200 + 3 * logins:250 + 4 * logins]))
         publisher = real.publisher
         assert isinstance(publisher, CeleryPublisher)
-        events = [{"event_id": str(uuid.uuid4()), "type": t, "data": {}}
-                  for t in ("challenge.created", "challenge.factor_selected", "challenge.verified")]
+        events = [{"event_id": str(uuid.uuid4()), "type": "challenge.verified", "data": {}}]
         start = time.process_time()
         for _ in range(500):
-            publisher.publish_many(events[:1])
-            publisher.publish_many(events[1:])
+            publisher.publish_many(events)
         out["publish_login_events_ms"] = round((time.process_time() - start) * 1000 / 500, 3)
         for ctx in (recording, real):
             ctx.dispatcher.close()  # type: ignore[attr-defined]

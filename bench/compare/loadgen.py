@@ -1,13 +1,15 @@
 """The load generator: closed-loop TOTP logins over raw HTTP/1.1 keep-alive, one process.
 
 Usage (the orchestrator calls it; it prints one JSON line):
-  python -m bench.compare.loadgen --target twofa|pi|hello --url http://127.0.0.1:PORT \
-      --tokens FILE --state FILE --concurrency 8 --duration 10 [--warmup 2] [--flow 2|3] [--rate R]
+  python -m bench.compare.loadgen --target twofa|twofa-pi|pi|hello --url http://127.0.0.1:PORT \
+      --tokens FILE --state FILE --concurrency 8 --duration 10 [--warmup 2] [--flow 1|2|3] [--rate R]
 
 Each of ``concurrency`` coroutines owns one keep-alive connection and runs complete logins
 back to back (like wrk -c). A login is every request the server's flow needs:
-  pi     POST /validate/check  user, realm, pass=<code>            (1 request)
-  twofa  POST /v1/challenges, [POST …/select,] POST …/verify      (2 or 3 requests)
+  pi        POST /validate/check  user, realm, pass=<code>         (1 request)
+  twofa-pi  the very same request, to twofa's privacyIDEA-compatible API
+  twofa     --flow 1: POST /v1/challenges {user_id, area, code}      (1 request)
+            --flow 2|3: POST /v1/challenges, [POST …/select,] POST …/verify (2 or 3 requests)
   hello  GET /                                                     (the stack's ceiling)
 
 Tokens are walked as a ring; each token gets a wrong code and then a fresh valid code, so
@@ -155,11 +157,19 @@ class Driver:
                 stats.unexpected += 1
             return
         tok, code, valid = self.next_login(stats)
-        if target == "pi":
+        if target in ("pi", "twofa-pi"):
             body = f"user={tok.user}&realm={self.args.realm}&pass={code}".encode()
             status, data = await conn.request("POST", "/validate/check", body, self.form_headers)
             stats.requests += 1
             accepted = status == 200 and (b'"value": true' in data or b'"value":true' in data)
+        elif self.args.flow == 1:
+            body = json.dumps({"user_id": tok.user, "area": "sso", "code": code}).encode()
+            status, data = await conn.request("POST", "/v1/challenges", body, self.json_headers)
+            stats.requests += 1
+            accepted = status == 200 and b'"verified"' in data
+            if not accepted and status != 422:
+                self._unexpected(stats, status, data)
+                return
         else:
             body = json.dumps({"user_id": tok.user, "area": "sso"}).encode()
             status, data = await conn.request("POST", "/v1/challenges", body, self.json_headers)
@@ -241,6 +251,7 @@ class Driver:
 
         return {
             "target": self.args.target,
+            "flow": self.args.flow,
             "concurrency": self.args.concurrency,
             "duration": self.args.duration,
             "logins": n,
@@ -284,13 +295,13 @@ def save_state(path: str, tokens: list[Token], cursor: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--target", choices=["twofa", "pi", "hello"], required=True)
+    ap.add_argument("--target", choices=["twofa", "twofa-pi", "pi", "hello"], required=True)
     ap.add_argument("--url", required=True)
     ap.add_argument("--tokens")
     ap.add_argument("--state")
     ap.add_argument("--api-key", default="")
     ap.add_argument("--realm", default="bench")
-    ap.add_argument("--flow", type=int, choices=[2, 3], default=2)
+    ap.add_argument("--flow", type=int, choices=[1, 2, 3], default=2)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=2)

@@ -122,6 +122,7 @@ class TwofaStack:
             TWOFA_VAR_DIR=str(self.var),
             TWOFA_ENCRYPTION_KEYS=self.keys,
             TWOFA_LOG_LEVEL="WARNING",
+            TWOFA_PI_REALMS="bench=sso",  # the realm privacyIDEA's side is asked with
             PYTHONPATH=str(ROOT),
         )
 

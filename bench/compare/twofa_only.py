@@ -29,6 +29,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--api-workers", type=int, default=2)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--target", choices=["twofa", "twofa-pi"], default="twofa",
+                    help="twofa: the native API (--flow); twofa-pi: /validate/check, as privacyIDEA is asked")
+    ap.add_argument("--flow", type=int, choices=[1, 2, 3], default=1, help="native requests per login")
+    ap.add_argument("--rate", type=float, default=0, help="logins/s at most (0: closed loop)")
     ap.add_argument("--profile", type=int, default=0, help="py-spy the busiest API worker at this concurrency")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-twofa-"))
@@ -41,8 +45,8 @@ def main() -> None:
         tw.start(api_workers=args.api_workers)
         for conc in (int(c) for c in args.concurrency.split(",")):
             spy = _spy(procs, work, args.duration + args.warmup) if conc == args.profile else None
-            r = load("twofa", tw.url, procs, tokens=tokens, state=work / "state", concurrency=conc,
-                     duration=args.duration, warmup=args.warmup, api_key=tw.api_key)
+            r = load(args.target, tw.url, procs, tokens=tokens, state=work / "state", concurrency=conc,
+                     duration=args.duration, warmup=args.warmup, api_key=tw.api_key, flow=args.flow, rate=args.rate)
             logins = float(r["logins_per_s"]) or 1.0  # type: ignore[arg-type]
             cpu = {k: round(v * 1000 / logins, 2) for k, v in r["server_cores"].items()}  # type: ignore[union-attr]
             print(f"    CPU ms per login: {cpu}", flush=True)
@@ -53,7 +57,10 @@ def main() -> None:
                     print(f"    {incl:5.1f} {own:5.1f}  {frame}")
                 for frame, own in profile.by_self(raw, 25):
                     print(f"    self {own:5.1f}  {frame}")
-        print(f"  audit: {drain(tw, timeout=60)}", flush=True)
+        print(f"  audit: {drain(tw, timeout=60, settle=1.0)}", flush=True)
+        tag = next(n for n in procs.procs if n.endswith("-api"))
+        rss = ", ".join(f"{v:.1f}" for v in procs.rss_mb(tag).values())
+        print(f"  API RSS MiB (master first, then workers): {rss}", flush=True)
     finally:
         tw.stop()
         procs.stop_all()

@@ -6,7 +6,8 @@ the handler thread of one request and never serialise the others (throughput ben
 that). HTTP/1.1 keep-alive is spoken, as the real providers do.
 
 Scripting: ``fake.script(b1, b2, ...)`` queues one-shot behaviours. Each scriptable request
-pops the next one; when the queue is empty the fake answers normally.
+pops the next one; when the queue is empty the fake answers normally, unless ``fake.failing``
+is set: then every scriptable request gets that behaviour (an outage) until it is cleared.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class FakeHTTPServer:
         self._requests: list[RecordedRequest] = []
         self._script: deque[Behaviour] = deque()
         self.latency: float = 0.0
+        self.failing: Behaviour | None = None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -146,12 +148,15 @@ class FakeHTTPServer:
         with self._lock:
             self._requests.clear()
             self._script.clear()
+            self.failing = None
 
     def _record(self, req: RecordedRequest) -> Behaviour | None:
         with self._lock:
             self._requests.append(req)
-            if self._script and self.scriptable(req):
-                return self._script.popleft()
+            if self.scriptable(req):
+                if self._script:
+                    return self._script.popleft()
+                return self.failing
         return None
 
     # -- to override ------------------------------------------------------------------------

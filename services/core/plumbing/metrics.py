@@ -70,6 +70,23 @@ SMS_PROVIDER_SECONDS = Histogram(
     "twofa_sms_provider_seconds", "Time of one send call to the SMS provider.", ("provider",),
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
 )
+SMS_PROVIDER_SENDS = Counter(
+    "twofa_sms_provider_sends_total",
+    "Send calls per SMS provider: accepted, transient (failed, the next provider or a retry "
+    "gets the message), permanent (refused, e.g. an invalid number), skipped (circuit open).",
+    ("provider", "outcome"),
+)
+SMS_PROVIDER_CIRCUIT_OPENED = Counter(
+    "twofa_sms_provider_circuit_opened_total",
+    "Times a provider's circuit opened in this process (it is skipped for a while).",
+    ("provider",),
+)
+SMS_RECEIPTS = Counter(
+    "twofa_sms_receipts_total",
+    "Delivery receipts received, by provider and what they did: delivered, failed, unchanged "
+    "(already final), ignored (not final), unknown_message, bad_signature (refused).",
+    ("provider", "outcome"),
+)
 PUSH = Counter(
     "twofa_push_total",
     "PUSH outcomes: sent, failed, answered (approved), declined, expired, fraud_reported.",

@@ -35,6 +35,25 @@ def _is_loopback_url(url: str) -> bool:
         return False
 
 
+SMS_PROVIDERS = ("console", "twilio", "vonage")
+
+
+def _sms_provider_names(providers: str, provider: str | None) -> tuple[str, ...]:
+    names = tuple(n.strip().lower() for n in providers.split(",") if n.strip())
+    if names and provider is not None and names != (provider,):
+        raise ValueError("set TWOFA_SMS_PROVIDERS or TWOFA_SMS_PROVIDER, not both")
+    names = names or (provider or "console",)
+    unknown = [n for n in names if n not in SMS_PROVIDERS]
+    if unknown:
+        raise ValueError(f"TWOFA_SMS_PROVIDERS: unknown provider {unknown[0]!r} "
+                         f"(one of {', '.join(SMS_PROVIDERS)})")
+    if len(set(names)) != len(names):
+        raise ValueError("TWOFA_SMS_PROVIDERS names a provider twice")
+    if "console" in names and len(names) > 1:
+        raise ValueError("TWOFA_SMS_PROVIDERS: console cannot be combined with a real provider")
+    return names
+
+
 class InsecureConfiguration(ValueError):
     """Raised when a non-dev environment would run on a development default."""
 
@@ -95,8 +114,11 @@ class Settings(BaseSettings):
     # published outbox rows and consumers' processed-event ids are pruned after this long
     messaging_retention_seconds: int = Field(7 * 86_400, ge=3600)
 
-    # providers
-    sms_provider: Literal["console", "twilio"] = "console"
+    # providers. SMS: an ordered list (``twilio,vonage``): a send goes to the first provider
+    # whose circuit is closed and moves on after a transient failure (services.core.factors.sms.
+    # failover). TWOFA_SMS_PROVIDER names one provider, a list of one.
+    sms_providers: str = ""
+    sms_provider: Literal["console", "twilio", "vonage"] | None = None
     push_provider: Literal["console", "fcm"] = "console"
     twilio_account_sid: str | None = Field(
         None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID")
@@ -111,6 +133,18 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID")
     )
     twilio_api_url: str = "https://api.twilio.com"
+    # Vonage's SMS API: key and secret to send; the signature secret and method of the
+    # delivery receipts Vonage signs (the dashboard's "signed webhooks").
+    vonage_api_key: str | None = Field(None, validation_alias=AliasChoices("VONAGE_API_KEY"))
+    vonage_api_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("VONAGE_API_SECRET")
+    )
+    vonage_signature_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("VONAGE_SIGNATURE_SECRET")
+    )
+    vonage_from: str | None = Field(None, validation_alias=AliasChoices("VONAGE_FROM"))
+    vonage_signature_method: Literal["md5", "sha1", "sha256", "sha512"] = "sha256"
+    vonage_api_url: str = "https://rest.nexmo.com"
     fcm_credentials_file: Path | None = None
     fcm_api_url: str = "https://fcm.googleapis.com"
 
@@ -132,6 +166,11 @@ class Settings(BaseSettings):
     sms_allowed_countries: str = DEFAULT_SMS_COUNTRIES  # ISO 3166 codes, or "*" for every country
     sms_global_max_per_hour: int = Field(1000, ge=0)
     sms_country_max_per_hour: int = Field(300, ge=0)
+    # failover between SMS providers: a provider that failed this many times in a row within
+    # the window is skipped for sms_circuit_open_seconds (per worker process)
+    sms_circuit_failures: int = Field(5, ge=1, le=1000)
+    sms_circuit_window_seconds: float = Field(30.0, gt=0, le=3600)
+    sms_circuit_open_seconds: float = Field(30.0, gt=0, le=3600)
 
     # audit log
     audit_signing_key: SecretStr | None = None  # Ed25519: base64 raw 32-byte private key or PEM
@@ -278,8 +317,9 @@ class Settings(BaseSettings):
             problems.append(
                 "TWOFA_AUDIT_SIGNING_KEY is required (Ed25519 private key, base64 or PEM)"
             )
-        if self.sms_provider == "console":
-            problems.append("TWOFA_SMS_PROVIDER=console writes codes to a file; use twilio")
+        if "console" in self.sms_provider_names:
+            problems.append("TWOFA_SMS_PROVIDERS=console writes codes to a file; use twilio "
+                            "and/or vonage")
         if self.push_provider == "console":
             problems.append("TWOFA_PUSH_PROVIDER=console does not reach phones; use fcm")
         if self.broker_url == EMBEDDED_BROKER:
@@ -307,22 +347,32 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _sms_provider_is_complete(self) -> Settings:
+    def _sms_providers_are_complete(self) -> Settings:
         # SMS: refuse at startup what would only fail at the first send.
-        if self.sms_provider == "twilio":
-            missing = [
-                n
-                for n, v in (
-                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
-                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
-                )
-                if not v
-            ]
+        names = self.sms_provider_names
+        problems = []
+        if "twilio" in names:
+            missing = [n for n, v in (("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                                      ("TWILIO_AUTH_TOKEN", self.twilio_auth_token)) if not v]
             if not (self.twilio_from_number or self.twilio_messaging_service_sid):
                 missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
             if missing:
-                raise ValueError("TWOFA_SMS_PROVIDER=twilio needs " + ", ".join(missing))
+                problems.append("twilio needs " + ", ".join(missing))
+        if "vonage" in names:
+            missing = [n for n, v in (("VONAGE_API_KEY", self.vonage_api_key),
+                                      ("VONAGE_API_SECRET", self.vonage_api_secret),
+                                      ("VONAGE_SIGNATURE_SECRET", self.vonage_signature_secret),
+                                      ("VONAGE_FROM", self.vonage_from)) if not v]
+            if missing:
+                problems.append("vonage needs " + ", ".join(missing))
+        if problems:
+            raise ValueError("TWOFA_SMS_PROVIDERS: " + "; ".join(problems))
         return self
+
+    @cached_property
+    def sms_provider_names(self) -> tuple[str, ...]:
+        """The SMS providers in the order a send tries them (checked when Settings are made)."""
+        return _sms_provider_names(self.sms_providers, self.sms_provider)
 
     @property
     def push_is_poll_only(self) -> bool:

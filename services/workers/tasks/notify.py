@@ -14,7 +14,8 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import DBAPIError
 
-from services.core.factors.sms.sender import SmsSender, build_sender
+from services.core.factors.sms.failover import build_sender
+from services.core.factors.sms.sender import SmsSender
 from services.core.notify import service
 from services.core.notify.mailer import build_mailer
 from services.core.plumbing.messaging.routes import NOTIFY_SEND

@@ -15,8 +15,9 @@ from typing import Any
 from celery import Task
 
 from services.core.factors.sms.delivery import deliver
+from services.core.factors.sms.failover import build_sender
 from services.core.factors.sms.ledger import BatchingLedger
-from services.core.factors.sms.sender import SmsSender, build_sender
+from services.core.factors.sms.sender import SmsSender
 from services.core.plumbing.messaging.routes import SMS_SEND
 from services.core.plumbing.providers.errors import TransientProviderError
 from services.core.plumbing.providers.retry import retry_countdown

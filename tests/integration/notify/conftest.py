@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ class RecordingSms:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SmsReceipt:
+    def send(self, to: str, body: str, *, reference: uuid.UUID | None = None) -> SmsReceipt:
         self.sent.append((to, body))
         return SmsReceipt("recording", f"SM{len(self.sent)}")
 

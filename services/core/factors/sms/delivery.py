@@ -39,7 +39,6 @@ from services.core.challenges import service as challenges
 from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
 from services.core.factors.sms.sender import SmsSender
 from services.core.models import DeliveryState, SmsDelivery
-from services.core.plumbing import metrics
 from services.core.plumbing.db import affected_rows
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
 from shared.events.sms import SmsFailed, SmsRequested
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Outcome = Literal["sent", "failed", "duplicate", "unknown"]
-CALLBACK_PATH = "/v1/callbacks/twilio"
 
 
 def message_body(ctx: Context, code: str) -> str:
@@ -58,12 +56,6 @@ def message_body(ctx: Context, code: str) -> str:
     return (
         f"{code} is your {ctx.settings.issuer} code. It expires in {minutes} min. Never share it."
     )
-
-
-def status_callback_url(ctx: Context, message_id: uuid.UUID) -> str | None:
-    if ctx.settings.sms_provider != "twilio":
-        return None
-    return f"{ctx.settings.public_url.rstrip('/')}{CALLBACK_PATH}?message_id={message_id}"
 
 
 def deliver(
@@ -105,12 +97,11 @@ def deliver(
         _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="code_unavailable")
         return "failed"
     try:
-        with metrics.SMS_PROVIDER_SECONDS.labels(sender.name).time():
-            receipt = sender.send(
-                ctx.keyring.decrypt(claim.phone_enc),
-                message_body(ctx, ctx.keyring.decrypt(claim.code_enc)),
-                status_callback=status_callback_url(ctx, cmd.message_id),
-            )
+        receipt = sender.send(
+            ctx.keyring.decrypt(claim.phone_enc),
+            message_body(ctx, ctx.keyring.decrypt(claim.code_enc)),
+            reference=cmd.message_id,
+        )
     except PermanentProviderError as exc:
         _finish(
             ctx,

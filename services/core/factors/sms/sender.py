@@ -1,14 +1,17 @@
-"""SMS senders: the ``SmsSender`` protocol, Twilio, the console twin and a failover pair.
+"""SMS senders: the ``SmsSender`` protocol, Twilio and the console twin (Vonage is in
+``services.core.factors.sms.vonage``).
 
 Every sender raises only ``TransientProviderError`` (retry later) or
 ``PermanentProviderError`` (never retry); nothing from ``twilio`` or ``aiohttp`` escapes.
-Senders are built once per process (``build_sender``) and shared by the worker's threads.
+Senders are built once per process (``services.core.factors.sms.failover.build_sender``) and
+shared by the worker's threads.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +28,8 @@ from shared.types import mask_phone
 
 log = logging.getLogger(__name__)
 
+TWILIO_CALLBACK_PATH = "/v1/callbacks/twilio"
+
 
 @dataclass(frozen=True)
 class SmsReceipt:
@@ -37,8 +42,10 @@ class SmsReceipt:
 class SmsSender(Protocol):
     name: str
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SmsReceipt:
-        """Hand one message to the provider; ``to`` is E.164. Blocks at most the set timeout."""
+    def send(self, to: str, body: str, *, reference: uuid.UUID | None = None) -> SmsReceipt:
+        """Hand one message to the provider; ``to`` is E.164. Blocks at most the set timeout.
+
+        ``reference`` (our message id) asks for delivery receipts that carry it back."""
 
 
 def classify_twilio_error(exc: BaseException) -> TransientProviderError | PermanentProviderError:
@@ -94,15 +101,18 @@ class TwilioSender:
         self._messages = self._client.messages
         self._from = settings.twilio_from_number
         self._service = settings.twilio_messaging_service_sid
+        self._callback = settings.public_url.rstrip("/") + TWILIO_CALLBACK_PATH
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SmsReceipt:
+    def send(self, to: str, body: str, *, reference: uuid.UUID | None = None) -> SmsReceipt:
         kwargs: dict[str, str] = {"to": to, "body": body}
         if self._service:
             kwargs["messaging_service_sid"] = self._service
         else:
             kwargs["from_"] = self._from or ""
-        if status_callback:
-            kwargs["status_callback"] = status_callback
+        if reference:
+            # The status callback names our message: it settles even a send whose worker
+            # died before recording the SID.
+            kwargs["status_callback"] = f"{self._callback}?message_id={reference}"
         try:
             # The request bounds itself; the extra seconds only guard against a stuck loop.
             message = self._loop.run(self._messages.create_async(**kwargs), self._timeout + 5)
@@ -129,7 +139,7 @@ class ConsoleSender:
         self._lock = threading.Lock()
         self._seq = 0
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SmsReceipt:
+    def send(self, to: str, body: str, *, reference: uuid.UUID | None = None) -> SmsReceipt:
         with self._lock:
             self._seq += 1
             sid = f"CONSOLE{threading.get_ident():x}{self._seq:08d}"
@@ -140,31 +150,6 @@ class ConsoleSender:
         return SmsReceipt(self.name, sid)
 
 
-class FailoverSender:
-    """Try ``primary``; on a transient failure hand the same message to ``secondary``.
-
-    A permanent failure is not passed on: an invalid number is invalid everywhere, and a
-    second provider must not become a way around an unsubscribe.
-    """
-
-    def __init__(self, primary: SmsSender, secondary: SmsSender) -> None:
-        self.primary, self.secondary = primary, secondary
-        self.name = f"{primary.name}+{secondary.name}"
-
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SmsReceipt:
-        try:
-            return self.primary.send(to, body, status_callback=status_callback)
-        except TransientProviderError as exc:
-            log.warning("SMS provider %s failed (%s); trying %s", self.primary.name, exc,
-                        self.secondary.name)
-            return self.secondary.send(to, body, status_callback=status_callback)
-
-
 def console_outbox(settings: Settings) -> Path:
     return (settings.var_dir / "outbox" / "sms.log").resolve()
 
-
-def build_sender(settings: Settings, *, pool_size: int = 256) -> SmsSender:
-    if settings.sms_provider == "twilio":
-        return TwilioSender(settings, pool_size=pool_size)
-    return ConsoleSender(console_outbox(settings))

@@ -169,7 +169,8 @@ def test_the_migrate_job_services_and_disruption_budgets(
 def test_secrets_are_referenced_never_written(production: list[dict[str, Any]]) -> None:
     assert not by_kind(production, "Secret")
     secret_vars = {"TWOFA_DATABASE_PASSWORD", "TWOFA_ENCRYPTION_KEYS", "TWOFA_AUDIT_SIGNING_KEY",
-                   "TWILIO_AUTH_TOKEN", "TWOFA_METRICS_TOKEN"}
+                   "TWILIO_AUTH_TOKEN", "TWOFA_METRICS_TOKEN", "VONAGE_API_SECRET",
+                   "VONAGE_SIGNATURE_SECRET"}
     for pod in pod_specs(production):
         for c in pod["containers"]:
             env = {e["name"]: e for e in c.get("env", [])}
@@ -227,12 +228,15 @@ def test_the_manifests_settings_pass_production_validation(
     fcm.write_text("{}")
     config.update(TWOFA_FCM_CREDENTIALS_FILE=str(fcm), TWOFA_ENCRYPTION_KEYS="k",
                   TWOFA_AUDIT_SIGNING_KEY="a", TWILIO_ACCOUNT_SID="AC1", TWILIO_AUTH_TOKEN="t",
-                  TWILIO_FROM_NUMBER="+15005550006", TWOFA_DATABASE_PASSWORD="p@ss:w/rd")
+                  TWILIO_FROM_NUMBER="+15005550006", TWOFA_DATABASE_PASSWORD="p@ss:w/rd",
+                  VONAGE_API_KEY="k", VONAGE_API_SECRET="s", VONAGE_SIGNATURE_SECRET="sig",
+                  VONAGE_FROM="twofa")
     with pytest.MonkeyPatch.context() as mp:
         for k, v in config.items():
             mp.setenv(k, v)
         settings = Settings()
     assert settings.env == "prod" and not settings.is_dev and settings.logs_as_json
+    assert settings.sms_provider_names == ("twilio", "vonage")
 
 
 def test_every_variable_compose_sets_is_a_setting() -> None:

@@ -6,6 +6,7 @@ the signed receipts of both providers settling that record."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.fakes.fake_vonage import FakeVonage, vonage_status
 from tests.integration.sms.conftest import PHONE, events, protect
 
 PUBLIC = "https://2fa.example.test"
+OTHER_PHONE = "+4915112345679"
 
 
 @pytest.fixture
@@ -48,9 +50,10 @@ def settings(tmp_path: Path, database_url: str, fake_twilio: FakeTwilio,
     )
 
 
-def enroll(api: TestClient, headers: dict[str, str], user: str = "alice") -> str:
+def enroll(api: TestClient, headers: dict[str, str], user: str = "alice",
+           phone: str = PHONE) -> str:
     r = api.post(f"/v1/users/{user}/tokens",
-                 json={"type": "sms", "description": "phone", "phone": PHONE}, headers=headers)
+                 json={"type": "sms", "description": "phone", "phone": phone}, headers=headers)
     assert r.status_code == 201, r.text
     return str(r.json()["token"]["id"])
 
@@ -152,6 +155,26 @@ def test_an_invalid_number_fails_without_trying_vonage(api, enroll_headers, chal
     assert failed["data"]["error_code"] == 21211 and failed["data"]["permanent"] is True
     r = api.get(f"/v1/challenges/{c['challenge_id']}", headers=challenge_headers).json()
     assert (r["status"], r["reason"]) == ("failed", "undeliverable")
+
+
+def test_no_code_or_number_in_any_log_line(api, enroll_headers, fake_twilio, fake_vonage,
+                                           publisher, run_sms, ctx, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake_twilio.script(twilio_error(503, 20503, "down"))
+    fake_vonage.script(vonage_status(1, "Throttled", PHONE[1:]))  # the SDK would log this body
+    enroll(api, enroll_headers)
+    assert run_sms() == ["sent"]  # twilio 503, vonage throttled; the retry: twilio
+    fake_twilio.failing = twilio_error(500, 20500, "down")
+    enroll(api, enroll_headers, user="bob", phone=OTHER_PHONE)
+    assert run_sms() == ["sent"]  # through vonage
+    texts = [m["body"] for m in fake_twilio.messages] + [m["text"] for m in fake_vonage.messages]
+    codes = [t[:6] for t in texts]
+    assert len(codes) == 2
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''}"
+                       for r in caplog.records)
+    assert "vonage" in logged  # the scan saw the failover's own lines
+    for secret in (*codes, PHONE, PHONE[1:], PHONE[-9:], OTHER_PHONE[1:]):
+        assert secret not in logged, f"{secret!r} leaked"
 
 
 def test_both_down_retries_then_fails_with_nothing_sent(api, enroll_headers, fake_twilio,

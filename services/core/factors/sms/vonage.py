@@ -13,6 +13,7 @@ also signs requests when it has that secret, but it signs the unset fields of th
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -38,6 +39,9 @@ TRANSIENT_STATUSES = frozenset({1, 5, 9, 10})
 _STATUS_IN_MESSAGE = re.compile(r"error code (\d+)")
 # Vonage's callback parameter holds at most 100 characters.
 _MAX_CALLBACK = 100
+# The SDK logs every request's fields (the number, the text with its code) at DEBUG and every
+# error answer's body at WARNING. Its failures reach us as exceptions, logged without either.
+logging.getLogger("vonage").setLevel(logging.CRITICAL + 1)
 
 
 def classify_vonage_error(exc: BaseException) -> TransientProviderError | PermanentProviderError:

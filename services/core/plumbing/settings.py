@@ -369,7 +369,7 @@ class Settings(BaseSettings):
             raise ValueError("TWOFA_SMS_PROVIDERS: " + "; ".join(problems))
         return self
 
-    @cached_property
+    @property
     def sms_provider_names(self) -> tuple[str, ...]:
         """The SMS providers in the order a send tries them (checked when Settings are made)."""
         return _sms_provider_names(self.sms_providers, self.sms_provider)

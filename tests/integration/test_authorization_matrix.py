@@ -29,6 +29,7 @@ PUBLIC = {
     "/ttype/push",
     "/{prefix:path}/ttype/push",  # the same endpoint behind a path prefix (see ttype_push.py)
     "/v1/callbacks/twilio",
+    "/v1/callbacks/vonage",
     # the privacyIDEA-compatible API: anonymous as in privacyIDEA (plugins send no credentials)
     "/validate/check",
     "/validate/polltransaction",

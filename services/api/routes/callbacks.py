@@ -100,9 +100,7 @@ def _apply_vonage(ctx: Context, params: dict[str, str]) -> str:
                         _uuid_or_none(params.get("client-ref")))
 
 
-@router.api_route(RECEIPT_PATH.removeprefix("/v1/callbacks"), methods=["GET", "POST"],
-                  status_code=204)
-async def vonage_receipt(request: Request, ctx: Ctx) -> Response:
+async def _vonage_receipt(request: Request, ctx: Context) -> Response:
     params = await _vonage_params(request)
     if params is None or not receipt_is_signed(ctx.settings, params):
         metrics.SMS_RECEIPTS.labels("vonage", "bad_signature").inc()
@@ -113,3 +111,18 @@ async def vonage_receipt(request: Request, ctx: Ctx) -> Response:
     metrics.SMS_RECEIPTS.labels("vonage", outcome).inc()
     log.info("vonage delivery receipt: %s", outcome)
     return Response(status_code=204)
+
+
+_VONAGE = RECEIPT_PATH.removeprefix(router.prefix)
+
+
+@router.get(_VONAGE, status_code=204)
+async def vonage_receipt_query(request: Request, ctx: Ctx) -> Response:
+    """A Vonage delivery receipt sent as a GET query."""
+    return await _vonage_receipt(request, ctx)
+
+
+@router.post(_VONAGE, status_code=204)
+async def vonage_receipt_body(request: Request, ctx: Ctx) -> Response:
+    """A Vonage delivery receipt sent as a form or JSON POST."""
+    return await _vonage_receipt(request, ctx)

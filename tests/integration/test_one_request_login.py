@@ -179,3 +179,26 @@ def test_a_concurrent_burst_of_wrong_codes_during_a_back_off_counts_at_most_one(
     assert statuses.count(422) == 1 and statuses.count(429) == 7, statuses
     with ctx.sessions() as s:
         assert s.get(Token, uuid.UUID(token_id)).failures == free + 1
+
+
+def test_the_audit_chain_records_who_which_factor_which_area_and_the_outcome(
+        ctx, api, enroll_headers, challenge_headers, clock, publisher):
+    from services.core.audit.service import record_many_in, verifier_for
+    from services.core.audit.verify import verify_chain
+    from services.core.models import AuditEntry
+
+    _, secret = active_totp(api, enroll_headers, clock)
+    protect(ctx)
+    start = len(publisher.published)
+    assert login(api, challenge_headers, "000000").status_code == 422
+    assert login(api, challenge_headers, totp_code(secret, clock)).status_code == 200
+    record_many_in(ctx, publisher.published)
+    with ctx.sessions() as s:
+        assert verify_chain(s, verifier_for(ctx)).ok
+        ids = [e["event_id"] for e in publisher.published[start:]]
+        rows = s.scalars(select(AuditEntry).where(AuditEntry.event_id.in_([uuid.UUID(i) for i in ids]))
+                         .order_by(AuditEntry.position)).all()
+    assert [(r.type, r.user_id, r.factor, r.outcome, r.envelope["data"]["area"]) for r in rows] == [
+        ("challenge.failed", "alice", "totp", "failure", "sso"),
+        ("challenge.verified", "alice", "totp", "success", "sso"),
+    ]

@@ -133,7 +133,9 @@ def paced(cfg: dict[str, object], procs: Procs, tw: TwofaStack, tokens: Path, wo
 
 
 def profile_run(cfg: dict[str, object], procs: Procs, tw: TwofaStack, tokens: Path, work: Path) -> dict[str, object]:
-    workers = [p for p in procs.tree("sqlite-api")[1:] if "resource_tracker" not in " ".join(p.cmdline())]
+    tree = procs.tree("sqlite-api")
+    # a master and its workers, or one process serving alone
+    workers = [p for p in (tree[1:] or tree) if "resource_tracker" not in " ".join(p.cmdline())]
     # the busiest worker: keep-alive connections do not spread evenly over the two
     workers.sort(key=lambda p: -sum(p.cpu_times()[:2]))
     raw = work / "api-worker.pyspy.raw"

@@ -126,7 +126,12 @@ class TwofaStack:
             PYTHONPATH=str(ROOT),
         )
 
-    def start(self, api_workers: int = 2) -> str:
+    def start(self, api_workers: int | None = None) -> str:
+        """The production shape; ``api_workers`` defaults to what the docs recommend for the
+        database: one API process on SQLite (a second one only queues for the one writer lock
+        and costs CPU), two on PostgreSQL."""
+        if api_workers is None:
+            api_workers = 2 if self.database_url.startswith("postgresql") else 1
         self.broker = EmbeddedBroker(self.var / "broker", persistent=False).start()
         port = free_port()
         cli = [sys.executable, "-m", "services.cli.main"]

@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--duration", type=float, default=8)
     ap.add_argument("--warmup", type=float, default=2)
-    ap.add_argument("--api-workers", type=int, default=2)
+    ap.add_argument("--api-workers", type=int, default=None,
+                    help="API processes (default: 1 on SQLite, 2 on PostgreSQL, as docs/operations.md says)")
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--target", choices=["twofa", "twofa-pi"], default="twofa",
                     help="twofa: the native API (--flow); twofa-pi: /validate/check, as privacyIDEA is asked")
@@ -68,7 +69,8 @@ def main() -> None:
 
 def _spy(procs: Procs, work: Path, seconds: float) -> threading.Thread:
     tag = next(n for n in procs.procs if n.endswith("-api"))
-    workers = [p for p in procs.tree(tag)[1:] if "resource_tracker" not in " ".join(p.cmdline())]
+    tree = procs.tree(tag)
+    workers = [p for p in (tree[1:] or tree) if "resource_tracker" not in " ".join(p.cmdline())]
     workers.sort(key=lambda p: -sum(p.cpu_times()[:2]))
     th = threading.Thread(target=profile.record, args=(workers[0].pid, seconds, work / "api.pyspy.raw"))
     th.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -101,6 +102,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _logging(settings)
     if args.workers > 1:
         _metrics_multiprocess(settings)
+        if settings.resolved_database_url.startswith("sqlite"):
+            logging.getLogger("twofa.serve").warning(
+                "%d API processes on SQLite: they all queue for its one writer lock, and one "
+                "process serves more logins than two (docs/operations.md, Scaling)", args.workers)
     uvicorn.run(
         "services.api.asgi:app",
         host=args.host,

@@ -3,7 +3,12 @@
 from services.core.models.apikeys import ApiKey
 from services.core.models.audit import AuditCheckpoint, AuditEntry
 from services.core.models.challenges import Challenge, ChallengeState
-from services.core.models.messaging import OutboxEvent, ProcessedEvent
+from services.core.models.messaging import (
+    DispatchWatch,
+    OutboxEvent,
+    ProcessedEvent,
+    ReconcileCursor,
+)
 from services.core.models.notify import Notification, UserContact
 from services.core.models.privacyidea import PiEnrollment, PiServiceAccount, PiTransaction
 from services.core.models.push import PushBlock, PushChallenge, PushToken
@@ -19,7 +24,9 @@ __all__ = [
     "AuditEntry",
     "Challenge",
     "ChallengeState",
+    "DispatchWatch",
     "OutboxEvent",
+    "ReconcileCursor",
     "ProcessedEvent",
     "DeliveryState",
     "SmsCode",

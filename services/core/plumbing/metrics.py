@@ -106,6 +106,12 @@ READINESS_FAILURES = Counter(
 RELAY_REPUBLISHED = Counter(
     "twofa_relay_republished_total", "Outbox events the relay published after the grace period.",
 )
+REDISPATCHED = Counter(
+    "twofa_redispatched_total",
+    "Commands (sms, push) and audit copies published again because the database had no "
+    "outcome for them in time (published), or given up after too many copies (abandoned).",
+    ("kind", "outcome"),
+)
 
 _SUCCESS = {"challenge.verified", "challenge.approved"}
 _PUSH_OUTCOMES = {

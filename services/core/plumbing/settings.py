@@ -234,6 +234,15 @@ class Settings(BaseSettings):
     # API edge
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576)
 
+    # Delivery reconciled from the database (services.core.plumbing.messaging.redispatch):
+    # an SMS or push command with no outcome this long after it was requested is published
+    # again (then after 2x, 4x ... that long, up to 64x); an event missing from the audit
+    # chain this long after it was published is sent to the audit queue again (longer: a
+    # busy audit consumer is seconds behind, and a copy of what it has queued is only load).
+    redispatch_after_seconds: float = Field(5.0, ge=1, le=600)
+    audit_redispatch_after_seconds: float = Field(30.0, ge=5, le=3600)
+    redispatch_batch_size: int = Field(200, ge=1, le=5000)
+
     @field_validator("areas")
     @classmethod
     def _areas_are_slugs(cls, value: str) -> str:

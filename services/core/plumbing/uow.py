@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.core.models import OutboxEvent
+from services.core.models import DispatchWatch, OutboxEvent
 from services.core.plumbing.clock import Clock
 from services.core.plumbing.logs import current_correlation
 from services.core.plumbing.messaging.outbox import Dispatcher
+from services.core.plumbing.messaging.routes import WATCHED_COMMANDS
 from services.core.plumbing.metrics import observe_events
 from shared.envelope import EventData
 from shared.registry import new_event
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 _INSERT_OUTBOX = insert(OutboxEvent.__table__).returning(
     OutboxEvent.__table__.c.seq, sort_by_parameter_order=True
 )
+_INSERT_WATCH = insert(DispatchWatch.__table__)
 
 
 class UnitOfWork:
@@ -42,8 +45,11 @@ class UnitOfWork:
         clock: Clock,
         dispatcher: Dispatcher,
         correlation_id: str | None = None,
+        *,
+        redispatch_after: float = 5.0,
     ) -> None:
         self._sessions = sessions
+        self._redispatch_after = timedelta(seconds=redispatch_after)
         self.clock = clock
         self._dispatcher = dispatcher
         # The request's or the consumed event's id, so one login's events and lines share it.
@@ -97,6 +103,12 @@ class UnitOfWork:
             for e in self._pending
         ]
         result = self.session.connection().execute(_INSERT_OUTBOX, values)
+        watched = [
+            {"event_id": v["event_id"], "due_at": now + self._redispatch_after, "attempts": 0}
+            for v in values if v["type"] in WATCHED_COMMANDS
+        ]
+        if watched:  # the command's outcome is checked in the database later
+            self.session.connection().execute(_INSERT_WATCH, watched)
         return [(seq, env) for (seq,), env in zip(result.all(), self._pending, strict=True)]
 
     def rollback(self) -> None:

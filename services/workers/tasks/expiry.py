@@ -1,6 +1,7 @@
 """Queue ``expiry``: a bounded, idempotent sweep that expires what is past its time
-(challenges, abandoned enrollments), and
-prunes the messaging rows nobody needs any more (``messaging.retention``)."""
+(challenges, abandoned enrollments), publishes again what a broker lost
+(``services.core.redispatch``), and prunes the messaging rows nobody needs any more
+(``messaging.retention``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 
 from sqlalchemy.exc import DBAPIError
 
+from services.core import redispatch
 from services.core.challenges import service as challenges
 from services.core.factors.sms import codes
 from services.core.plumbing.messaging import retention
@@ -28,6 +30,7 @@ def sweep() -> int:
     total = challenges.expire_due(ctx)
     enrollments = tokens.expire_enrollments(ctx)
     codes.purge_expired(ctx)  # an SMS code exists only until it is used or expires
+    redispatch.sweep(ctx)
     if time.monotonic() - _last_prune[0] >= PRUNE_EVERY_SECONDS:
         _last_prune[0] = time.monotonic()
         retention.prune(ctx.sessions, ctx.clock.now(), ctx.settings.messaging_retention_seconds)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from services.core import redispatch
 from services.core.factors.push import delivery
 from services.core.factors.push.sender import PushSender, sender_from_settings
 from services.core.plumbing.messaging.routes import PUSH_SEND
@@ -47,6 +48,6 @@ def send(self: Any, envelope: dict[str, Any]) -> str:
         if self.request.retries >= MAX_RETRIES:
             delivery.give_up(context(), env.event_id, cmd, exc.reason)
             return "gave_up"
-        raise self.retry(
-            exc=exc, countdown=countdown(context().settings, self.request.retries, exc.retry_after)
-        ) from None
+        wait = countdown(context().settings, self.request.retries, exc.retry_after)
+        redispatch.defer(context(), env.event_id, wait)  # no copy while this retry waits
+        raise self.retry(exc=exc, countdown=wait) from None

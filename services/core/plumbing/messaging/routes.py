@@ -51,6 +51,11 @@ EVENT_ROUTES: dict[str, tuple[Route, ...]] = {
 }
 
 
+# Commands whose outcome the database is asked about later (a ``dispatch_watch`` row is
+# written with each): a broker can lose a message it took, see messaging.redispatch.
+WATCHED_COMMANDS = frozenset({"sms.requested", "push.requested"})
+
+
 def commands(event_type: str) -> tuple[Route, ...]:
     """The consumers of an event other than the audit log (one message per event each)."""
     return EVENT_ROUTES.get(event_type, ())

@@ -162,8 +162,9 @@ def test_every_code_is_sent_once_although_the_worker_dies_as_it_starts(
                     select(SmsDelivery.message_id, SmsDelivery.state))}
             sends = sends_per_message(fake)
             print(f"\n{len(held)} message(s) held by killed workers (unacked), {lost} lost "
-                  f"(taken, neither unacked nor claimed), {len(claimed)} claimed by them (sent or not); all "
-                  f"{N} settled {took:.1f} s after the last start: {Counter(states.values())}")
+                  f"(taken, neither unacked nor claimed), {len(claimed)} claimed by them "
+                  f"(sent or not); all {N} settled {took:.1f} s after the last start: "
+                  f"{Counter(states.values())}")
             unknown = [m for m, st in states.items() if st == DeliveryState.UNKNOWN]
             print(f"unknown: {sum(sends[str(m)] for m in unknown)} of {len(unknown)} reached "
                   f"Twilio before their worker died; {sum(sends.values())} sends in all")

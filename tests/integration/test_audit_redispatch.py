@@ -4,6 +4,7 @@ chain holds, so a pass over a complete chain reads little and sends nothing."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import func, select
@@ -79,7 +80,7 @@ def test_the_cursor_waits_at_a_gap_and_copies_back_off(ctx: Context,
         clock.advance(5)
         if redispatch.sweep(ctx).audit:
             sent_at.append(second + 4)
-    waits = [b - a for a, b in zip([0, *sent_at], sent_at)]
+    waits = [b - a for a, b in pairwise([0, *sent_at])]
     assert waits[:3] == [30, 60, 120]  # x2 each time (the relay did not count an attempt)
     assert len(sent_at) == redispatch.MAX_REDISPATCHES  # then given up, and passed
     with ctx.sessions() as s:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import select, update
@@ -117,7 +117,7 @@ def test_copies_back_off_and_stop(ctx: Context, publisher: RecordingPublisher, c
         clock.advance(1)
         if redispatch.sweep(ctx).commands:
             published_at.append(second)
-    waits = [b - a for a, b in zip([0, *published_at], published_at)]
+    waits = [b - a for a, b in pairwise([0, *published_at])]
     assert waits == [5, 10, 20, 40, 80, 160, 320, 320]  # x2 each time, up to 64x the bound
     assert len(published_at) == redispatch.MAX_REDISPATCHES and watched(ctx) == 0
 

@@ -132,9 +132,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         warnings.filterwarnings("ignore", category=SecurityWarning)
     if args.pool == "prefork" and args.metrics_port is not None:
         _metrics_multiprocess(settings)
-    app = configure(settings)
-    _serve_metrics(settings, args)
     queues = args.queues
+    app = configure(settings, queues=tuple(q.strip() for q in queues.split(",")))
+    _serve_metrics(settings, args)
     argv = ["--quiet"] if args.quiet else []
     argv += ["worker", "--queues", queues, "--loglevel", settings.log_level, "--hostname",
             f"{queues.replace(',', '+')}@%h", "--concurrency", str(args.concurrency),

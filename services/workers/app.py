@@ -16,8 +16,9 @@ from celery import Celery
 from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
 from services.core.plumbing.messaging.celery_config import celery_config
+from services.core.plumbing.messaging.routes import QUEUES
 from services.core.plumbing.settings import Settings
-from services.workers import observability, routine_logs
+from services.workers import observability, routine_logs, visibility
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,28 @@ _state: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def configure(settings: Settings, *, ctx: Context | None = None) -> Celery:
-    app.conf.update(celery_config(settings))
+def configure(settings: Settings, *, ctx: Context | None = None,
+              queues: tuple[str, ...] = QUEUES) -> Celery:
+    """``queues``: what this process consumes (its Redis visibility timeout depends on it)."""
+    config = celery_config(settings)
+    config["broker_transport_options"] = {
+        **config["broker_transport_options"], **visibility.transport_options(settings, queues)}
+    app.conf.update(config)
     routine_logs.install()
     observability.install()
     _state.clear()
     _state["settings"] = settings
+    _state["queues"] = queues
     if ctx is not None:
         _state["ctx"] = ctx
     import services.workers.tasks  # noqa: F401  (registers every task on ``app``)
 
     return app
+
+
+def visibility_timeout(settings: Settings) -> int:
+    """This process's Redis visibility timeout: retry countdowns must stay under it."""
+    return visibility.visibility_timeout(settings, _state.get("queues", QUEUES))
 
 
 def context() -> Context:

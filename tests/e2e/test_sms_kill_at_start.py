@@ -59,10 +59,11 @@ def _message_id(payload: bytes) -> str:
 
 
 def in_broker(queue: redis.Redis) -> tuple[set[str], set[str]]:
-    """The message ids waiting in the ``sms`` queue, and held unacked by a consumer."""
+    """The message ids waiting in the ``sms`` queue, and held unacked by a consumer (the SMS
+    worker keeps them apart: services.workers.visibility)."""
     waiting = {_message_id(p) for p in queue.lrange("sms", 0, -1)}
     held = {_message_id(json.dumps(json.loads(p)[0]).encode())
-            for p in queue.hvals("unacked")}
+            for p in queue.hvals("unacked:sms")}
     return waiting, held
 
 

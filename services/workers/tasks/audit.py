@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from services.core.audit import service
 from services.core.plumbing.messaging.routes import AUDIT_APPEND, AUDIT_APPEND_MANY
 from services.workers.app import TASK_OPTIONS, app, context
+from services.workers.visibility import AUDIT_MAX_COUNTDOWN
 from shared.registry import ContractError, parse_event
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def _audit_task(name: str) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
         name=name,
         autoretry_for=(DBAPIError,),
         retry_backoff=True,
-        retry_backoff_max=10,
+        retry_backoff_max=AUDIT_MAX_COUNTDOWN,
         retry_jitter=True,
         max_retries=20,
         **TASK_OPTIONS,

@@ -24,7 +24,10 @@ _last_prune = [0.0]
 log = logging.getLogger(__name__)
 
 
-@app.task(name=EXPIRY_SWEEP.task, autoretry_for=(DBAPIError,), max_retries=3, **TASK_OPTIONS)
+# A retry after a second, not Celery's default three minutes: a new sweep comes every second,
+# and the queue's visibility timeout is short (services.workers.visibility).
+@app.task(name=EXPIRY_SWEEP.task, autoretry_for=(DBAPIError,), max_retries=3,
+          default_retry_delay=1, **TASK_OPTIONS)
 def sweep() -> int:
     ctx = context()
     total = challenges.expire_due(ctx)

@@ -21,9 +21,10 @@ from services.core.notify.mailer import build_mailer
 from services.core.plumbing.messaging.routes import NOTIFY_SEND
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
 from services.workers.app import TASK_OPTIONS, app, context
+from services.workers.visibility import NOTIFY_MAX_COUNTDOWN
 
 MAX_RETRIES = 8
-MAX_COUNTDOWN = 60
+MAX_COUNTDOWN = NOTIFY_MAX_COUNTDOWN  # the visibility timeout allows for it
 _built: dict[str, Any] = {}
 _lock = threading.Lock()
 

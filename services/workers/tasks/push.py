@@ -17,12 +17,13 @@ from services.core.plumbing.messaging.routes import PUSH_SEND
 from services.core.plumbing.providers.errors import TransientProviderError
 from services.core.plumbing.providers.retry import retry_countdown
 from services.core.plumbing.settings import Settings
-from services.workers.app import TASK_OPTIONS, app, context
+from services.workers.app import TASK_OPTIONS, app, context, visibility_timeout
+from services.workers.visibility import PUSH_MAX_COUNTDOWN, PUSH_TIME_LIMIT
 from shared.events.push import PushRequested
 from shared.registry import parse_event
 
 MAX_RETRIES = 5
-MAX_COUNTDOWN = 30  # seconds; x MAX_RETRIES stays well under the visibility timeout
+MAX_COUNTDOWN = PUSH_MAX_COUNTDOWN  # seconds; the visibility timeout allows for it
 _sender: dict[str, PushSender] = {}
 
 
@@ -34,11 +35,12 @@ def sender() -> PushSender:
 
 def countdown(settings: Settings, retries: int, hint: int | None) -> float:
     return retry_countdown(retries, base=0.5, cap=MAX_COUNTDOWN,
-                           visibility_timeout=settings.broker_visibility_timeout, hint=hint)
+                           visibility_timeout=visibility_timeout(settings), hint=hint)
 
 
 @app.task(bind=True, name=PUSH_SEND.task, autoretry_for=(DBAPIError,), max_retries=MAX_RETRIES,
-          retry_backoff=True, retry_jitter=True, soft_time_limit=30, time_limit=40, **TASK_OPTIONS)
+          retry_backoff=True, retry_jitter=True, soft_time_limit=PUSH_TIME_LIMIT - 10,
+          time_limit=PUSH_TIME_LIMIT, **TASK_OPTIONS)
 def send(self: Any, envelope: dict[str, Any]) -> str:
     env, cmd = parse_event(envelope)
     assert isinstance(cmd, PushRequested)

@@ -22,7 +22,7 @@ from services.core.plumbing.messaging.routes import SMS_SEND
 from services.core.plumbing.providers.errors import TransientProviderError
 from services.core.plumbing.providers.retry import retry_countdown
 from services.core.plumbing.settings import Settings
-from services.workers.app import TASK_OPTIONS, app, context
+from services.workers.app import TASK_OPTIONS, app, context, visibility_timeout
 from shared.events.sms import SmsRequested
 from shared.registry import ContractError, parse_event
 
@@ -58,7 +58,7 @@ def reset() -> None:
 
 def backoff(settings: Settings, retries: int, hint: int | None = None) -> float:
     return retry_countdown(retries, base=1.0, cap=settings.sms_retry_backoff_max_seconds,
-                           visibility_timeout=settings.broker_visibility_timeout, hint=hint)
+                           visibility_timeout=visibility_timeout(settings), hint=hint)
 
 
 @app.task(bind=True, name=SMS_SEND.task, max_retries=None, **TASK_OPTIONS)

@@ -29,6 +29,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if url.startswith(("redis", "rediss")):
         # A killed worker's unacked task comes back after visibility_timeout; the restore
         # sweep runs every interval x throttle seconds (kombu's 10 x 10 would add ~100 s).
+        # A worker of one queue sets its own timeout (services.workers.visibility).
         transport = {
             "visibility_timeout": settings.broker_visibility_timeout,
             "unacked_restore_interval": 1,

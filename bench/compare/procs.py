@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,23 @@ def _start_owned() -> None:
     _die_with_parent()
 
 
+def _start_owned_as(user: str) -> Callable[[], None]:
+    """Like ``_start_owned`` but as ``user`` (PostgreSQL refuses to run as root). The
+    parent-death signal is set after the uid change, which would clear it."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+
+    def start() -> None:
+        os.setsid()
+        os.setgid(entry.pw_gid)
+        os.initgroups(user, entry.pw_gid)
+        os.setuid(entry.pw_uid)
+        _die_with_parent()
+
+    return start
+
+
 @dataclass
 class Procs:
     logs: Path
@@ -60,11 +77,12 @@ class Procs:
     seen: set[int] = field(default_factory=set)  # every pid of every tree, for the final check
 
     def spawn(self, name: str, cmd: Sequence[str], *, env: dict[str, str] | None = None,
-              cwd: Path | str | None = None) -> subprocess.Popen[bytes]:
+              cwd: Path | str | None = None, user: str | None = None) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
         out = open(self.logs / f"{name}.log", "ab")
+        start = _start_owned if user is None else _start_owned_as(user)
         proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=_start_owned)
+                                preexec_fn=start)
         out.close()
         self.procs[name] = proc
         self.seen.add(proc.pid)
@@ -105,13 +123,13 @@ class Procs:
                 pass
         return out
 
-    def stop(self, name: str, timeout: float = 10.0) -> None:
+    def stop(self, name: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
         if proc is None:
             return
         if proc.poll() is None:
             try:
-                os.killpg(proc.pid, signal.SIGTERM)  # the group we created for it
+                os.killpg(proc.pid, sig)  # the group we created for it
             except ProcessLookupError:
                 pass
             try:

@@ -1,0 +1,117 @@
+"""The faults, one scenario each. A scenario is one entry in ``SCENARIOS``: its fault (a
+function that injects it and returns when the fault has ended), the load's mix during it, its
+full and short timings, and which goals apply.
+
+A fault function gets the run (the stack, the fakes, the broker and database, a seeded
+random generator) and its timing, and blocks for the fault's duration.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.chaos.run import Run
+
+
+@dataclass(frozen=True)
+class Timing:
+    warm: float  # seconds of load before the fault
+    fault: float  # seconds the fault lasts (or between kills)
+    after: float  # seconds of load after the fault ended
+    count: int = 1  # kills, for the kill scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    fault: Callable[[Run, Timing], str]  # returns a one-line description of what it did
+    full: Timing
+    short: Timing
+    mix: tuple[str, ...] = ("totp", "sms", "push", "sms", "push", "enroll")
+    broker_down: bool = False  # the "no 5xx while the broker is down" goal applies
+    available: Callable[[], str | None] = field(default=lambda: None)  # None, or why not
+
+
+def broker_outage(run: Run, t: Timing) -> str:
+    run.redis.stop()
+    time.sleep(t.fault)
+    run.redis.start()
+    return f"redis-server stopped (clean shutdown, append-only file kept) for {t.fault:.0f} s"
+
+
+def worker_kills(run: Run, t: Timing) -> str:
+    hit: dict[str, int] = {}
+    for _ in range(t.count):
+        targets = [(n, pid) for n, pid in run.stack.worker_pids() if n.startswith("worker-")]
+        if targets:
+            name, pid = run.rng.choice(targets)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                hit[name] = hit.get(name, 0) + 1
+            except ProcessLookupError:
+                pass
+        time.sleep(t.fault)
+    kills = ", ".join(f"{n.removeprefix('worker-')} {k}" for n, k in sorted(hit.items()))
+    return f"{sum(hit.values())} SIGKILLs, one every {t.fault:g} s ({kills})"
+
+
+def flaky_sms(run: Run, t: Timing) -> str:
+    run.twilio.failure_rate = 0.3
+    before = sum(run.twilio.failures.values())
+    time.sleep(t.fault)
+    run.twilio.failure_rate = 0.0
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(run.twilio.failures.items()))
+    return (f"Twilio answered 30 % of sends with 5xx, 429 or a timeout for {t.fault:.0f} s "
+            f"({sum(run.twilio.failures.values()) - before} failed calls: {kinds})")
+
+
+def postgres_restart(run: Run, t: Timing) -> str:
+    t0 = time.monotonic()
+    run.pg.stop()
+    run.pg.start()
+    return f"PostgreSQL restarted (fast shutdown, start): down {time.monotonic() - t0:.1f} s"
+
+
+def api_kills(run: Run, t: Timing) -> str:
+    done = 0
+    for i in range(t.count):
+        pids = run.stack.api_worker_pids()
+        if pids:
+            try:
+                os.kill(run.rng.choice(pids), signal.SIGKILL)
+                done += 1
+            except ProcessLookupError:
+                pass
+        if i < t.count - 1:
+            time.sleep(t.fault)
+    return f"{done} SIGKILL of an API worker process (uvicorn --workers 2 starts a new one)"
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("broker", "Redis stopped under load, then started", broker_outage,
+             full=Timing(warm=20, fault=30, after=30), short=Timing(warm=4, fault=8, after=8),
+             broker_down=True),
+    Scenario("worker-kill", "a random worker process SIGKILLed every few seconds",
+             worker_kills, full=Timing(warm=10, fault=3, after=30, count=100),
+             short=Timing(warm=3, fault=1.5, after=8, count=8), mix=("sms", "push")),
+    Scenario("sms-flaky", "Twilio answering 30 % of sends with 5xx, 429 or a timeout",
+             flaky_sms, full=Timing(warm=10, fault=60, after=30),
+             short=Timing(warm=3, fault=10, after=6), mix=("sms", "sms", "totp", "push")),
+    Scenario("postgres", "PostgreSQL restarted under load", postgres_restart,
+             full=Timing(warm=20, fault=0, after=30), short=Timing(warm=4, fault=0, after=8)),
+    Scenario("api-kill", "an API worker process SIGKILLed under load", api_kills,
+             full=Timing(warm=20, fault=15, after=30, count=3),
+             short=Timing(warm=4, fault=0, after=8, count=1)),
+]
+
+
+def seeded_rng(seed: int) -> random.Random:
+    return random.Random(seed)

@@ -15,7 +15,7 @@ import shlex
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--short", action="store_true", help="every scenario, shortened (under 3 min)")
-    ap.add_argument("--only", nargs="+", choices=[s.name for s in SCENARIOS], help="these scenarios")
+    ap.add_argument("--only", nargs="+", choices=[s.name for s in SCENARIOS],
+                    help="these scenarios")
     ap.add_argument("--out", type=Path, default=None,
                     help="the report (default: bench/CHAOS.md for a full run, none for --short)")
     ap.add_argument("--port-base", type=int, default=18300,
@@ -42,16 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=8.0, help="logins per second")
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     args = ap.parse_args(argv)
-    out = args.out if args.out is not None else (None if args.short else ROOT / "bench" / "CHAOS.md")
+    out = args.out if args.out is not None else (
+        None if args.short else ROOT / "bench" / "CHAOS.md")
     signal.signal(signal.SIGTERM, _interrupt)
-    started, t0 = datetime.now(timezone.utc), time.monotonic()
-    run = Run(short=args.short, port_base=args.port_base, seed=args.seed)
+    started, t0 = datetime.now(UTC), time.monotonic()
+    run = Run(short=args.short, port_base=args.port_base, seed=args.seed, keep=args.keep)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
     try:
         print(f"chaos: work dir {run.work}", flush=True)
-        run.start(rate=args.rate, threads=args.threads, totp_users=600, sms_users=40 if args.short else 80,
-                  push_users=16 if args.short else 24)
+        run.start(rate=args.rate, threads=args.threads, totp_users=600,
+                  sms_users=40 if args.short else 80, push_users=16 if args.short else 24)
         print(f"chaos: stack up in {time.monotonic() - t0:.0f} s", flush=True)
         for sc in chosen:
             why = sc.available()
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             res = run.scenario(sc)
             ev, sms = res.events, res.sms
             assert ev is not None and sms is not None
-            print(f"chaos: {sc.name}: {res.what}; 5xx {res.api_5xx} (in fault {res.api_5xx_in_fault}), "
+            print(f"chaos: {sc.name}: {res.what}; 5xx {res.api_5xx} "
+                  f"(in fault {res.api_5xx_in_fault}), "
                   f"events {ev.committed}/{ev.in_chain} lost {len(ev.lost)}, SMS {sms.requested} "
                   f"dup {sms.duplicated} never {sms.never_delivered}, recovery "
                   f"{'-' if res.recovery is None else f'{res.recovery:.1f} s'} "

@@ -13,8 +13,8 @@ import random
 import re
 from collections import Counter
 
-from tests.fakes.fake_twilio import Delay, FakeTwilio, RecordedRequest, twilio_error
-from tests.fakes._http import Behaviour
+from tests.fakes._http import Behaviour, RecordedRequest
+from tests.fakes.fake_twilio import Delay, FakeTwilio, twilio_error
 
 _MESSAGE_ID = re.compile(r"[?&]message_id=([0-9a-f-]{36})")
 

@@ -6,6 +6,7 @@ to its share of the rate. A login is what a relying party and a user do:
   sms     POST /v1/challenges, POST …/select, the code read from FakeTwilio, POST …/verify
   push    POST /v1/challenges, POST …/select, the push read from FakeFCM and answered by the
           emulated privacyIDEA Authenticator (tests.fakes.pi_app), GET …?wait until approved
+          (the push is told apart by its nonce, which the harness reads from the database)
   enroll  a TOTP token started, scanned and activated; confirmed a time step later
 Every API answer is recorded with its time and status; every login's start, end and result.
 """
@@ -23,9 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from bench.compare.loadgen import PERIOD, totp_code
 from bench.chaos.fakes import FlakyTwilio
-from tests.fakes.fake_fcm import FakeFCM
+from bench.compare.loadgen import PERIOD, totp_code
+from tests.fakes.fake_fcm import FakeFCM, FcmMessage
 from tests.fakes.pi_app import AppToken, PiAuthenticatorApp
 
 KINDS = ("totp", "sms", "push", "enroll")
@@ -60,7 +61,6 @@ class PushUser:
     user: str
     token_id: str = ""
     token: AppToken | None = None
-    seen: int = 0  # FCM messages of this device already handled
 
 
 @dataclass
@@ -205,7 +205,8 @@ class Worker:
         u = self.sms[0]
         self.sms.append(self.sms.pop(0))
         cid = self._challenge(u.user)
-        body = self.client.call("POST", f"/v1/challenges/{cid}/select", json={"token_id": u.token_id})
+        body = self.client.call("POST", f"/v1/challenges/{cid}/select",
+                                json={"token_id": u.token_id})
         message_id = body["details"]["message_id"]
         code = self._wait(lambda: self.load.code_for(message_id), self.load.sms_wait,
                           "the SMS did not arrive")
@@ -219,16 +220,19 @@ class Worker:
         self.push.append(self.push.pop(0))
         assert p.token is not None
         cid = self._challenge(p.user)
-        body = self.client.call("POST", f"/v1/challenges/{cid}/select", json={"token_id": p.token_id})
+        body = self.client.call("POST", f"/v1/challenges/{cid}/select",
+                                json={"token_id": p.token_id})
         answer = body.get("presence_answer")
-        serial = p.token.serial
+        nonce: list[str] = []
 
         def arrived() -> Any:
-            mine = [m for m in self.load.fcm.messages if m.data.get("serial") == serial]
-            if len(mine) > p.seen:
-                p.seen = len(mine)
-                return mine[-1]
-            return None
+            # the push of this challenge, by its nonce: an earlier challenge's push may come late
+            if not nonce:
+                found = self.load.nonce_of(cid)
+                if found is None:
+                    return None
+                nonce.append(found)
+            return self.load.push_for(nonce[0])
 
         message = self._wait(arrived, self.load.push_wait, "the push did not arrive")
         try:
@@ -238,7 +242,7 @@ class Worker:
             self.load.rec.transport_errors.append(time.time())
             raise LoginError(f"app transport {type(exc).__name__}") from exc
         except Exception as exc:
-            raise LoginError(f"app: {type(exc).__name__}") from exc
+            raise LoginError(f"app: {type(exc).__name__} {str(exc)[:60]}") from exc
         deadline = time.monotonic() + self.load.push_wait
         while time.monotonic() < deadline:
             body = self.client.call("GET", f"/v1/challenges/{cid}", params={"wait": 5})
@@ -281,11 +285,13 @@ class Worker:
 
 
 class Load:
-    def __init__(self, url: str, api_key: str, twilio: FlakyTwilio, fcm: FakeFCM, *,
+    def __init__(self, url: str, api_key: str, twilio: FlakyTwilio, fcm: FakeFCM,
+                 nonce_of: Callable[[str], str | None], *,
                  totp: list[dict[str, str]], sms_users: int, push_users: int, threads: int,
                  mix: tuple[str, ...] = ("totp", "sms", "push", "sms", "push", "enroll"),
                  sms_wait: float = 30.0, push_wait: float = 30.0) -> None:
         self.url, self.api_key, self.twilio, self.fcm = url, api_key, twilio, fcm
+        self.nonce_of = nonce_of  # a push challenge's nonce, read from the database
         self.threads, self.mix = threads, mix
         self.sms_wait, self.push_wait = sms_wait, push_wait
         self.rec = Recorder()
@@ -300,6 +306,8 @@ class Load:
         self._codes: dict[str, str] = {}
         self._lock = threading.Lock()
         self._seen = 0
+        self._pushes: dict[str, FcmMessage] = {}
+        self._pushes_seen = 0
 
     def code_for(self, message_id: str) -> str | None:
         """The code of an SMS the fake accepted for ``message_id`` (None if none yet)."""
@@ -311,6 +319,15 @@ class Load:
                     self._codes.setdefault(found.group(1), m["body"].split()[0])
             self._seen = len(messages)
             return self._codes.get(message_id)
+
+    def push_for(self, nonce: str) -> FcmMessage | None:
+        """The first FCM message the fake accepted for ``nonce`` (None if none yet)."""
+        with self._lock:
+            messages = self.fcm.messages
+            for m in messages[self._pushes_seen:]:
+                self._pushes.setdefault(m.data.get("nonce", ""), m)
+            self._pushes_seen = len(messages)
+            return self._pushes.get(nonce)
 
     def enroll_factors(self) -> None:
         errors: list[BaseException] = []

@@ -77,7 +77,8 @@ class Probe:
                 {"a": w.t_from, "b": w.t_to})]
             failed = [str(r[0]) for r in c.execute(text(
                 "SELECT d.message_id FROM sms_deliveries d JOIN sms_codes s ON s.id = d.message_id "
-                "WHERE s.created_at >= :a AND s.created_at < :b AND d.state IN ('failed', 'unknown')"),
+                "WHERE s.created_at >= :a AND s.created_at < :b "
+                "AND d.state IN ('failed', 'unknown')"),
                 {"a": w.t_from, "b": w.t_to})]
         return ids, failed
 
@@ -87,6 +88,17 @@ class Probe:
             return {str(r[0]): str(r[1]) for r in c.execute(text(
                 "SELECT nonce, challenge_id FROM push_challenges "
                 "WHERE created_at >= :a AND created_at < :b"), {"a": w.t_from, "b": w.t_to})}
+
+    def nonce_of(self, challenge_id: str) -> str | None:
+        """The nonce of a push challenge (what its FCM message carries); None if not there or
+        the database cannot be read right now."""
+        try:
+            with self.engine.connect() as c:
+                got = c.execute(text("SELECT nonce FROM push_challenges WHERE challenge_id = :c"),
+                                {"c": challenge_id}).scalar_one_or_none()
+        except Exception:
+            return None
+        return None if got is None else str(got)
 
     def challenges(self, w: Window) -> list[ChallengeRow]:
         with self.engine.connect() as c:

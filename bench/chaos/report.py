@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime
 
 from bench.chaos.run import FINAL_GRACE, Result, Run
 from bench.chaos.stack import CHALLENGE_TTL, PUSH_TTL, SMS_SEND_TIMEOUT, WORKERS
@@ -16,17 +16,20 @@ def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.1f} GiB, {platform.platform()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.1f} GiB, {platform.platform()}, "
+            f"Python {platform.python_version()}")
 
 
 def _versions() -> str:
     def out(cmd: list[str]) -> str:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return done.stdout.strip().splitlines()[0]
         except (OSError, IndexError, subprocess.SubprocessError):
             return "?"
     return f"{out(['redis-server', '--version'])}; {out(['psql', '--version'])}"
@@ -34,8 +37,8 @@ def _versions() -> str:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
 
@@ -45,8 +48,13 @@ def _pair(ok: int, total: int) -> str:
 
 
 def figures_table(results: list[Result]) -> list[str]:
-    rows = ["| scenario | logins ok / started | API 5xx (in fault) | connection errors | events committed / in chain / lost | SMS codes: once / twice+ / never (failed on record) | pushes: once / twice+ / never | challenges: final in time / late / open past deadline / not yet due | recovery | workers restarted |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    columns = ["scenario", "logins ok / started", "API 5xx (in fault)", "connection errors",
+               "events committed / in chain / lost",
+               "SMS codes: once / twice+ / never (failed on record)",
+               "pushes: once / twice+ / never",
+               "challenges: final in time / late / open past deadline / not yet due",
+               "recovery", "workers restarted"]
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in results:
         ev, sms, push, f = r.events, r.sms, r.push, r.final
         assert ev is not None and sms is not None and push is not None
@@ -60,18 +68,20 @@ def figures_table(results: list[Result]) -> list[str]:
             f"| {r.scenario.name} | {ok}/{total} ({per}) | {r.api_5xx} ({r.api_5xx_in_fault}) | "
             f"{r.transport_errors} | {ev.committed} / {ev.in_chain} / {len(ev.lost)} | "
             f"{sms.requested}: {sms.delivered_once} / {sms.duplicated} / {sms.never_delivered} "
-            f"({sms.failed_on_record}) | {push.requested}: {push.delivered_once} / {push.duplicated} / "
-            f"{push.never_delivered} | {fin} | {rec} | {r.restarts} |")
+            f"({sms.failed_on_record}) | {push.requested}: {push.delivered_once} / "
+            f"{push.duplicated} / {push.never_delivered} | {fin} | {rec} | {r.restarts} |")
     return rows
 
 
 def goals_table(results: list[Result], short: bool) -> list[str]:
-    rows = ["| scenario | goal | result | must hold in this mode | figure / cause |", "|---|---|---|---|---|"]
+    rows = ["| scenario | goal | result | must hold in this mode | figure / cause |",
+            "|---|---|---|---|---|"]
     for r in results:
         for goal, met, must, cause in r.goals():
             verdict = "met" if met else ("not measured" if met is None else "**missed**")
             hold = "yes" if must or not short else "no (timing)"
-            rows.append(f"| {r.scenario.name} | {goal} | {verdict} | {hold} | {cause if met is not True else ''} |")
+            why = cause if met is not True else ""
+            rows.append(f"| {r.scenario.name} | {goal} | {verdict} | {hold} | {why} |")
     return rows
 
 
@@ -94,18 +104,20 @@ def render(run: Run, command: str, started: datetime, seconds: float) -> str:
         "",
         f"Machine: {_machine()}. {_versions()}.",
         "",
-        "Production shape as processes on loopback (docs/operations.md): `twofa serve --workers 2`, "
+        "Production shape as processes on loopback (docs/operations.md): "
+        "`twofa serve --workers 2`, "
         "`twofa relay`, one `twofa worker` per queue ("
         + ", ".join(f"{q} {p}×{c}" for q, (p, c) in WORKERS.items())
         + "), on the run's own PostgreSQL cluster and redis-server (append-only), Twilio and FCM "
-        "faked over HTTP (tests/fakes), the privacyIDEA Authenticator emulated (tests/fakes/pi_app.py). "
+        "faked over HTTP (tests/fakes), the privacyIDEA Authenticator emulated "
+        "(tests/fakes/pi_app.py). "
         "A supervisor restarts a dead worker or relay; uvicorn restarts a dead API worker. "
         f"Challenge and SMS-code TTL {CHALLENGE_TTL} s, push TTL {PUSH_TTL} s, SMS send timeout "
         f"{SMS_SEND_TIMEOUT:g} s; broker visibility timeout and prefetch as the service sets them. "
-        f"Load: {run.rate:g} logins/s from {run.load.threads} threads; each login is what a relying "
-        "party and a user do (challenge, select, the code read from the fake Twilio or the push "
-        "answered by the emulated app, verify or wait for approval); `enroll` starts, activates "
-        "and (a time step later) confirms a TOTP token.",
+        f"Load: {run.rate:g} logins/s from {run.load.threads} threads; each login is what a "
+        "relying party and a user do (challenge, select, the code read from the fake Twilio or "
+        "the push answered by the emulated app, verify or wait for approval); `enroll` starts, "
+        "activates and (a time step later) confirms a TOTP token.",
         "",
         "## Figures",
         "",
@@ -138,6 +150,9 @@ def render(run: Run, command: str, started: datetime, seconds: float) -> str:
         lines.append(f"- **{r.scenario.name}** ({r.scenario.title}): load {t.warm:g} s, then "
                      f"{r.what}, then load {t.after:g} s; mix {'/'.join(r.scenario.mix)}; drained "
                      f"{r.drain_seconds:.1f} s.")
+        if r.restarted:
+            lines.append("  Restarted by the supervisor: " + ", ".join(
+                f"{n} ×{k}" for n, k in r.restarted.items()) + ".")
         if r.failures:
             top = sorted(r.failures.items(), key=lambda kv: -kv[1])[:6]
             lines.append("  Logins that failed: " + "; ".join(f"{k} ×{n}" for k, n in top) + ".")

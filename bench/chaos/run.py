@@ -9,10 +9,11 @@ scenario committed. The next scenario starts on a service that has drained.
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.chaos import accounting
@@ -49,6 +50,7 @@ class Result:
     recovery: float | None = None
     caught_up: float | None = None
     restarts: int = 0
+    restarted: dict[str, int] = field(default_factory=dict)  # process name -> restarts
     drain_seconds: float = 0.0
 
     def goals(self) -> list[tuple[str, bool | None, bool, str]]:
@@ -114,7 +116,8 @@ class Run:
         self.stack.start()
         self.probe = Probe(url)
         wait = 10.0 if self.short else 30.0
-        self.load = Load(self.stack.url, self.stack.api_key, self.twilio, self.fcm, totp=seeded,
+        self.load = Load(self.stack.url, self.stack.api_key, self.twilio, self.fcm,
+                         self.probe.nonce_of, totp=seeded,
                          sms_users=sms_users, push_users=push_users, threads=threads,
                          sms_wait=wait, push_wait=wait)
         self.load.enroll_factors()
@@ -131,6 +134,8 @@ class Run:
             self.procs.stop_all()
             self.twilio.stop()
             self.fcm.stop()
+            if not self.keep:
+                shutil.rmtree(self.work, ignore_errors=True)
 
     # -- one scenario --------------------------------------------------------------------------
     def scenario(self, sc: Scenario) -> Result:
@@ -139,7 +144,7 @@ class Run:
         drain = 20.0 if self.short else 120.0
         restarts0 = len(self.stack.restarts)
         seq0 = self.probe.max_seq_retrying()
-        t0 = datetime.now(timezone.utc)
+        t0 = datetime.now(UTC)
         self.load.mix = sc.mix
         self.load.start(self.rate)
         time.sleep(t.warm)
@@ -150,7 +155,7 @@ class Run:
         catch = CatchUp(self.probe, seq0, seq_fault)
         time.sleep(t.after)
         self.load.stop()
-        t1 = datetime.now(timezone.utc)
+        t1 = datetime.now(UTC)
         seq1 = self.probe.max_seq_retrying()
         res.window = Window(seq0, seq1, t0, t1)
         d0 = time.monotonic()
@@ -163,7 +168,9 @@ class Run:
             time.sleep(0.5)
         res.drain_seconds = time.monotonic() - d0
         res.caught_up = catch.wait(0)
-        res.restarts = len(self.stack.restarts) - restarts0
+        restarted = [name for _, name in self.stack.restarts[restarts0:]]
+        res.restarts = len(restarted)
+        res.restarted = {n: restarted.count(n) for n in sorted(set(restarted))}
         self._count(res)
         self.results.append(res)
         return res
@@ -180,7 +187,8 @@ class Run:
                 res.logins[kind] = (sum(1 for o in mine if o.ok), len(mine))
         for o in outcomes:
             if not o.ok:
-                res.failures[f"{o.kind}: {o.detail}"] = res.failures.get(f"{o.kind}: {o.detail}", 0) + 1
+                key = f"{o.kind}: {o.detail}"
+                res.failures[key] = res.failures.get(key, 0) + 1
         responses = list(rec.responses)
         res.api_5xx = accounting.status_5xx(responses, lo, hi)
         res.api_5xx_in_fault = accounting.status_5xx(responses, res.fault_start, res.fault_end)
@@ -204,7 +212,7 @@ class Run:
             until = last.t_to.timestamp() + CHALLENGE_TTL + FINAL_GRACE + 5
             while time.time() < until:
                 time.sleep(1)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for res in self.results:
             assert res.window is not None
             res.final = accounting.finality(self.probe.challenges(res.window),

@@ -14,15 +14,14 @@ import os
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-
-from datetime import datetime, timezone
 
 import psutil
 
+from bench.chaos.fakes import FlakyTwilio
 from bench.compare.procs import Procs, free_port, wait_http
 from bench.compare.twofa import ROOT, TwofaStack
-from bench.chaos.fakes import FlakyTwilio
 from services.core import apikeys
 from services.core.plumbing.db import make_engine, make_session_factory
 from tests.fakes.fake_fcm import FakeFCM
@@ -83,7 +82,7 @@ class ChaosStack(TwofaStack):
         engine = make_engine(self.database_url)
         with make_session_factory(engine).begin() as session:
             self.api_key = apikeys.create_key(session, "chaos", ("enroll", "challenge"),
-                                              datetime.now(timezone.utc)).plaintext
+                                              datetime.now(UTC)).plaintext
         engine.dispose()
 
     # -- processes ---------------------------------------------------------------------------

@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = args.out if args.out is not None else (
         None if args.short else ROOT / "bench" / "CHAOS.md")
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Ctrl-C must still stop
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     started, t0 = datetime.now(UTC), time.monotonic()
     run = Run(short=args.short, port_base=args.port_base, seed=args.seed, keep=args.keep)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
@@ -77,16 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         run.stop()
     left = run.procs.survivors()
     seconds = time.monotonic() - t0
     command = "python -m bench.chaos " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report.render(run, command.strip(), started, seconds)
+    print(text)
     if out is not None:
         out.write_text(text)
         print(f"chaos: wrote {out}")
-    else:
-        print(text)
     failed = report.failed_goals(run.results, run.short)
     for line in failed:
         print(f"chaos: goal missed: {line}")

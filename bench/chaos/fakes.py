@@ -5,6 +5,10 @@ calls with a 5xx, a 429 or no answer within the sender's timeout. A timed-out ca
 refused (503 after the client gave up), never accepted: the fake never delivers a message the
 service counts as not sent, so every SMS it records is one the service asked for and got
 accepted. ``outage`` fails every call (a provider that is down).
+
+``SmsFakes`` reads every accepted SMS of the run by twofa message id, from FlakyTwilio (the id
+rides in the status-callback URL) and, once a second provider is in use, from the test
+suite's FakeVonage (the id is the ``client-ref``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from typing import Any, Protocol
 
 from tests.fakes._http import Behaviour, RecordedRequest
 from tests.fakes.fake_twilio import Delay, FakeTwilio, twilio_error
@@ -53,3 +58,29 @@ class FlakyTwilio(FakeTwilio):
             found = _MESSAGE_ID.search(m.get("status_callback") or "")
             out[found.group(1) if found else "?"] += 1
         return out
+
+
+class _Vonage(Protocol):
+    @property
+    def messages(self) -> list[dict[str, Any]]: ...
+
+
+class SmsFakes:
+    def __init__(self, twilio: FlakyTwilio) -> None:
+        self.twilio = twilio
+        self.vonage: _Vonage | None = None
+
+    def accepted(self) -> dict[str, list[tuple[str, str]]]:
+        """provider -> (twofa message id, text) of every accepted SMS, in arrival order."""
+        out: dict[str, list[tuple[str, str]]] = {"twilio": []}
+        for m in self.twilio.messages:
+            found = _MESSAGE_ID.search(m.get("status_callback") or "")
+            out["twilio"].append((found.group(1) if found else "?", str(m["body"])))
+        if self.vonage is not None:
+            out["vonage"] = [(str(m.get("client-ref") or "?"), str(m["text"]))
+                             for m in self.vonage.messages]
+        return out
+
+    def sends_per_message_id(self) -> Counter[str]:
+        """Accepted SMS per twofa message id, over every provider."""
+        return Counter(mid for sent in self.accepted().values() for mid, _ in sent)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from bench.chaos.fakes import FlakyTwilio
+from bench.chaos.fakes import SmsFakes
 from bench.compare.loadgen import PERIOD, totp_code
 from tests.fakes.fake_fcm import FakeFCM, FcmMessage
 from tests.fakes.pi_app import AppToken, PiAuthenticatorApp
@@ -285,12 +285,13 @@ class Worker:
 
 
 class Load:
-    def __init__(self, url: str, api_key: str, twilio: FlakyTwilio, fcm: FakeFCM,
+    def __init__(self, url: str, api_key: str, sms: SmsFakes, fcm: FakeFCM,
                  nonce_of: Callable[[str], str | None], *,
                  totp: list[dict[str, str]], sms_users: int, push_users: int, threads: int,
                  mix: tuple[str, ...] = ("totp", "sms", "push", "sms", "push", "enroll"),
                  sms_wait: float = 30.0, push_wait: float = 30.0) -> None:
-        self.url, self.api_key, self.twilio, self.fcm = url, api_key, twilio, fcm
+        self.url, self.api_key, self.sms, self.fcm = url, api_key, sms, fcm
+        self.twilio = sms.twilio  # enrollment codes go through Twilio
         self.nonce_of = nonce_of  # a push challenge's nonce, read from the database
         self.threads, self.mix = threads, mix
         self.sms_wait, self.push_wait = sms_wait, push_wait
@@ -305,19 +306,17 @@ class Load:
         self._threads: list[threading.Thread] = []
         self._codes: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._seen = 0
+        self._seen: dict[str, int] = {}
         self._pushes: dict[str, FcmMessage] = {}
         self._pushes_seen = 0
 
     def code_for(self, message_id: str) -> str | None:
-        """The code of an SMS the fake accepted for ``message_id`` (None if none yet)."""
+        """The code of an SMS a provider fake accepted for ``message_id`` (None if none yet)."""
         with self._lock:
-            messages = self.twilio.messages
-            for m in messages[self._seen:]:
-                found = re.search(r"message_id=([0-9a-f-]{36})", m.get("status_callback") or "")
-                if found:
-                    self._codes.setdefault(found.group(1), m["body"].split()[0])
-            self._seen = len(messages)
+            for provider, sent in self.sms.accepted().items():
+                for mid, body in sent[self._seen.get(provider, 0):]:
+                    self._codes.setdefault(mid, body.split()[0])
+                self._seen[provider] = len(sent)
             return self._codes.get(message_id)
 
     def push_for(self, nonce: str) -> FcmMessage | None:

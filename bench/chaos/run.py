@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.chaos import accounting
-from bench.chaos.fakes import FlakyTwilio
+from bench.chaos.fakes import FlakyTwilio, SmsFakes
 from bench.chaos.load import KINDS, Load
 from bench.chaos.probe import CatchUp, Probe, Window
 from bench.chaos.scenarios import Scenario, Timing
@@ -62,6 +63,10 @@ class Result:
         out.append(("0 events lost", not ev.lost, True,
                     f"{len(ev.lost)} of {ev.committed} committed events not in the audit chain "
                     f"{self.drain_seconds:.0f} s after the load stopped"))
+        if self.scenario.every_code_delivered:
+            out.append(("every code delivered", self.sms.never_delivered == 0, True,
+                        f"{self.sms.never_delivered} of {self.sms.requested} codes never sent "
+                        f"({self.sms.failed_on_record} of them recorded as failed)"))
         if self.scenario.broker_down:
             out.append(("0 API 5xx while the broker is down", self.api_5xx_in_fault == 0, True,
                         f"{self.api_5xx_in_fault} answers with 5xx during the outage"))
@@ -91,6 +96,8 @@ class Run:
         self.redis = OwnRedis(self.procs, self.work, port_base + 1)
         self.pg = OwnPostgres(self.procs, self.work, port_base + 2)
         self.twilio = FlakyTwilio(send_timeout=SMS_SEND_TIMEOUT, seed=seed)
+        self.sms = SmsFakes(self.twilio)
+        self.vonage: Any = None  # the test suite's FakeVonage, once a scenario needs it
         self.fcm = FakeFCM()
         self.rng = random.Random(seed)
         self.keep = keep
@@ -98,6 +105,7 @@ class Run:
         self.load: Load
         self.probe: Probe
         self.results: list[Result] = []
+        self.marks: dict[str, dict[str, int]] = {}  # what a fault noted for its epilogue
         self.skipped: list[tuple[str, str]] = []
         self.rate = 0.0
 
@@ -117,11 +125,28 @@ class Run:
         self.stack.start()
         self.probe = Probe(url)
         wait = 10.0 if self.short else 30.0
-        self.load = Load(self.stack.url, self.stack.api_key, self.twilio, self.fcm,
+        self.load = Load(self.stack.url, self.stack.api_key, self.sms, self.fcm,
                          self.probe.nonce_of, totp=seeded,
                          sms_users=sms_users, push_users=push_users, threads=threads,
                          sms_wait=wait, push_wait=wait)
         self.load.enroll_factors()
+
+    def sms_counts(self) -> dict[str, int]:
+        return {provider: len(sent) for provider, sent in self.sms.accepted().items()}
+
+    def enable_vonage(self) -> None:
+        """FakeVonage started and the SMS worker restarted with ``twilio,vonage``."""
+        from tests.fakes.fake_vonage import FakeVonage  # type: ignore[import-not-found,unused-ignore]
+
+        if self.vonage is None:
+            self.vonage = FakeVonage().start()
+            self.sms.vonage = self.vonage
+        v = self.vonage
+        self.stack.extra_env.update(
+            TWOFA_SMS_PROVIDERS="twilio,vonage", TWOFA_SMS_PROVIDER="", VONAGE_API_KEY=v.api_key,
+            VONAGE_API_SECRET=v.api_secret, VONAGE_SIGNATURE_SECRET=v.signature_secret,
+            VONAGE_FROM="twofa", TWOFA_VONAGE_API_URL=v.url)
+        self.stack.restart("worker-sms")
 
     def stop(self) -> None:
         try:
@@ -137,6 +162,8 @@ class Run:
             self.procs.stop_all()
             self.twilio.stop()
             self.fcm.stop()
+            if self.vonage is not None:
+                self.vonage.stop()
             if not self.keep:
                 shutil.rmtree(self.work, ignore_errors=True)
 
@@ -148,6 +175,8 @@ class Run:
         restarts0 = len(self.stack.restarts)
         seq0 = self.probe.max_seq_retrying()
         t0 = datetime.now(UTC)
+        if sc.prepare is not None:
+            sc.prepare(self)
         self.load.mix = sc.mix
         self.load.start(self.rate)
         time.sleep(t.warm)
@@ -158,6 +187,8 @@ class Run:
         catch = CatchUp(self.probe, seq0, seq_fault)
         time.sleep(t.after)
         self.load.stop()
+        if sc.epilogue is not None:
+            res.what += "; " + sc.epilogue(self)
         t1 = datetime.now(UTC)
         seq1 = self.probe.max_seq_retrying()
         res.window = Window(seq0, seq1, t0, t1)
@@ -198,7 +229,7 @@ class Run:
         res.transport_errors = sum(1 for x in list(rec.transport_errors) if lo <= x <= hi)
         res.events = accounting.events(self.probe.committed(w), self.probe.audited(w))
         codes, failed = self.probe.sms_codes(w)
-        res.sms = accounting.deliveries(codes, self.twilio.sends_per_message_id(), failed)
+        res.sms = accounting.deliveries(codes, self.sms.sends_per_message_id(), failed)
         nonces = self.probe.push_nonces(w)
         res.push = accounting.deliveries(
             nonces, accounting.tally(m.data.get("nonce", "?") for m in self.fcm.messages))

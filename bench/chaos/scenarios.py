@@ -37,7 +37,10 @@ class Scenario:
     short: Timing
     mix: tuple[str, ...] = ("totp", "sms", "push", "sms", "push", "enroll")
     broker_down: bool = False  # the "no 5xx while the broker is down" goal applies
+    every_code_delivered: bool = False  # the "every code delivered" goal applies
     available: Callable[[], str | None] = field(default=lambda: None)  # None, or why not
+    prepare: Callable[[Run], None] | None = None  # before the load starts
+    epilogue: Callable[[Run], str] | None = None  # after the load stopped: more to report
 
 
 def broker_outage(run: Run, t: Timing) -> str:
@@ -47,10 +50,14 @@ def broker_outage(run: Run, t: Timing) -> str:
     return f"redis-server stopped (clean shutdown, append-only file kept) for {t.fault:.0f} s"
 
 
+# the workers an SMS or PUSH login goes through (webhooks and notify are not on its path)
+KILLABLE = ("worker-sms", "worker-push", "worker-audit", "worker-expiry")
+
+
 def worker_kills(run: Run, t: Timing) -> str:
     hit: dict[str, int] = {}
     for _ in range(t.count):
-        targets = [(n, pid) for n, pid in run.stack.worker_pids() if n.startswith("worker-")]
+        targets = [(n, pid) for n, pid in run.stack.worker_pids() if n in KILLABLE]
         if targets:
             name, pid = run.rng.choice(targets)
             try:
@@ -95,6 +102,43 @@ def api_kills(run: Run, t: Timing) -> str:
     return f"{done} SIGKILL of an API worker process (uvicorn --workers 2 starts a new one)"
 
 
+def _second_provider() -> str | None:
+    """None when this commit has a second SMS provider and its fake; else why not."""
+    import importlib.util
+
+    from services.core.plumbing.settings import Settings
+
+    if "sms_providers" not in Settings.model_fields:
+        return "this commit has no TWOFA_SMS_PROVIDERS (no second SMS provider yet)"
+    if importlib.util.find_spec("tests.fakes.fake_vonage") is None:
+        return "this commit has no FakeVonage (tests/fakes/fake_vonage.py)"
+    return None
+
+
+def _with_vonage(run: Run) -> None:
+    run.enable_vonage()
+
+
+def twilio_outage(run: Run, t: Timing) -> str:
+    before = run.sms_counts()
+    run.twilio.outage = True
+    time.sleep(t.fault)
+    run.twilio.outage = False
+    run.marks["outage_end"] = run.sms_counts()
+    during = {k: n - before.get(k, 0) for k, n in run.marks["outage_end"].items()}
+    return (f"Twilio failed every send (5xx, 429, timeouts) for {t.fault:.0f} s; meanwhile "
+            f"{during.get('vonage', 0)} SMS went through Vonage, {during.get('twilio', 0)} "
+            "through Twilio")
+
+
+def back_to_twilio(run: Run) -> str:
+    end = run.marks["outage_end"]
+    now = run.sms_counts()
+    after = {k: n - end.get(k, 0) for k, n in now.items()}
+    return (f"after the outage {after.get('twilio', 0)} SMS went through Twilio, "
+            f"{after.get('vonage', 0)} through Vonage")
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("broker", "Redis stopped under load, then started", broker_outage,
              full=Timing(warm=20, fault=30, after=30), short=Timing(warm=4, fault=8, after=8),
@@ -110,6 +154,11 @@ SCENARIOS: list[Scenario] = [
     Scenario("api-kill", "an API worker process SIGKILLed under load", api_kills,
              full=Timing(warm=20, fault=15, after=30, count=3),
              short=Timing(warm=4, fault=0, after=8, count=1)),
+    Scenario("sms-failover", "Twilio failing every send, Vonage second in TWOFA_SMS_PROVIDERS",
+             twilio_outage, full=Timing(warm=10, fault=60, after=45),
+             short=Timing(warm=5, fault=10, after=8), mix=("sms", "sms", "totp"),
+             every_code_delivered=True, available=_second_provider, prepare=_with_vonage,
+             epilogue=back_to_twilio),
 ]
 
 

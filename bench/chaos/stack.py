@@ -44,6 +44,7 @@ class ChaosStack(TwofaStack):
         self.url = f"http://127.0.0.1:{self.port}"
         self.fcm_file = fcm.write_service_account(work / "fcm.json")
         self.restarts: list[tuple[float, str]] = []
+        self.extra_env: dict[str, str] = {}  # what a scenario changes for processes it restarts
         self._supervise = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -74,7 +75,8 @@ class ChaosStack(TwofaStack):
             TWOFA_CHALLENGE_TTL_SECONDS=str(CHALLENGE_TTL),
             TWOFA_NOTIFY_MAX_PER_HOUR="1000",
         )
-        return env
+        env.update(self.extra_env)
+        return {k: v for k, v in env.items() if v != ""}
 
     def migrate(self) -> None:
         """The schema, and an API key that may enroll as well as log in (seed() keeps it)."""
@@ -126,6 +128,12 @@ class ChaosStack(TwofaStack):
                         self._spawn(name)
                         self.restarts.append((time.time(), name))
             time.sleep(0.2)
+
+    def restart(self, name: str) -> None:
+        """A planned restart (SIGTERM, then started again with the current environment)."""
+        with self._lock:
+            self.procs.stop(name)
+            self._spawn(name)
 
     def worker_pids(self) -> list[tuple[str, int]]:
         """Every worker process (main and pool children) and the relay: what a kill may hit."""

@@ -53,6 +53,7 @@ class Result:
     caught_up: float | None = None
     restarts: int = 0
     restarted: dict[str, int] = field(default_factory=dict)  # process name -> restarts
+    extra_goals: list[tuple[str, bool | None, bool, str]] = field(default_factory=list)
     drain_seconds: float = 0.0
 
     def goals(self) -> list[tuple[str, bool | None, bool, str]]:
@@ -85,7 +86,7 @@ class Result:
                     self.recovery is not None and self.recovery <= RECOVERY_GOAL, False,
                     "never recovered in the window" if self.recovery is None
                     else f"{self.recovery:.1f} s"))
-        return out
+        return out + self.extra_goals
 
 
 class Run:
@@ -106,6 +107,7 @@ class Run:
         self.probe: Probe
         self.results: list[Result] = []
         self.marks: dict[str, dict[str, int]] = {}  # what a fault noted for its epilogue
+        self.current_after = 0.0  # the running scenario's load after its fault, in seconds
         self.skipped: list[tuple[str, str]] = []
         self.rate = 0.0
 
@@ -177,6 +179,7 @@ class Run:
         t0 = datetime.now(UTC)
         if sc.prepare is not None:
             sc.prepare(self)
+        self.current_after = t.after
         self.load.mix = sc.mix
         self.load.start(self.rate)
         time.sleep(t.warm)
@@ -189,6 +192,8 @@ class Run:
         self.load.stop()
         if sc.epilogue is not None:
             res.what += "; " + sc.epilogue(self)
+        if sc.goal is not None:
+            res.extra_goals.append(sc.goal(self))
         t1 = datetime.now(UTC)
         seq1 = self.probe.max_seq_retrying()
         res.window = Window(seq0, seq1, t0, t1)

@@ -41,6 +41,8 @@ class Scenario:
     available: Callable[[], str | None] = field(default=lambda: None)  # None, or why not
     prepare: Callable[[Run], None] | None = None  # before the load starts
     epilogue: Callable[[Run], str] | None = None  # after the load stopped: more to report
+    # a goal of this scenario alone: (goal, met or None, must hold, figure or cause)
+    goal: Callable[[Run], tuple[str, bool | None, bool, str]] | None = None
 
 
 def broker_outage(run: Run, t: Timing) -> str:
@@ -131,12 +133,23 @@ def twilio_outage(run: Run, t: Timing) -> str:
             "through Twilio")
 
 
-def back_to_twilio(run: Run) -> str:
+def _after_outage(run: Run) -> dict[str, int]:
     end = run.marks["outage_end"]
-    now = run.sms_counts()
-    after = {k: n - end.get(k, 0) for k, n in now.items()}
+    return {k: n - end.get(k, 0) for k, n in run.sms_counts().items()}
+
+
+def back_to_twilio(run: Run) -> str:
+    after = _after_outage(run)
     return (f"after the outage {after.get('twilio', 0)} SMS went through Twilio, "
             f"{after.get('vonage', 0)} through Vonage")
+
+
+def twilio_again(run: Run) -> tuple[str, bool | None, bool, str]:
+    """Timing: the circuit lets Twilio back in only after its open time."""
+    n = _after_outage(run).get("twilio", 0)
+    return ("back to Twilio after the outage", n > 0, False,
+            f"{n} SMS through Twilio in the {run.current_after:g} s of load after the outage "
+            "(a worker's circuit keeps Twilio out for TWOFA_SMS_CIRCUIT_OPEN_SECONDS)")
 
 
 SCENARIOS: list[Scenario] = [
@@ -158,7 +171,7 @@ SCENARIOS: list[Scenario] = [
              twilio_outage, full=Timing(warm=10, fault=60, after=45),
              short=Timing(warm=5, fault=10, after=8), mix=("sms", "sms", "totp"),
              every_code_delivered=True, available=_second_provider, prepare=_with_vonage,
-             epilogue=back_to_twilio),
+             epilogue=back_to_twilio, goal=twilio_again),
 ]
 
 

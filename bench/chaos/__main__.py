@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"dup {sms.duplicated} never {sms.never_delivered}, recovery "
                   f"{'-' if res.recovery is None else f'{res.recovery:.1f} s'} "
                   f"[{time.monotonic() - t0:.0f} s]", flush=True)
-        run.finality(wait_for_all=not args.short)
+        run.recount(wait_for_all=not args.short)
     except KeyboardInterrupt:
         print("chaos: interrupted; stopping everything", file=sys.stderr, flush=True)
         return 130

@@ -296,7 +296,6 @@ class Load:
         self.threads, self.mix = threads, mix
         self.sms_wait, self.push_wait = sms_wait, push_wait
         self.rec = Recorder()
-        self.rate = 0.0
         tusers = [TotpUser(r["user"], r["token_id"], bytes.fromhex(r["secret_hex"])) for r in totp]
         susers = [SmsUser(f"s{i}", _phone(i)) for i in range(sms_users)]
         pusers = [PushUser(f"p{i}") for i in range(push_users)]
@@ -346,7 +345,6 @@ class Load:
             raise RuntimeError(f"enrolling the load's SMS and PUSH users failed: {errors[0]!r}")
 
     def start(self, rate: float) -> None:
-        self.rate = rate
         self._stop.clear()
         interval = self.threads / rate
         self._threads = [threading.Thread(target=w.run, args=(self._stop, interval), daemon=True,

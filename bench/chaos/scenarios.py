@@ -9,7 +9,6 @@ random generator) and its timing, and blocks for the fault's duration.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import time
 from collections.abc import Callable
@@ -173,7 +172,3 @@ SCENARIOS: list[Scenario] = [
              every_code_delivered=True, available=_second_provider, prepare=_with_vonage,
              epilogue=back_to_twilio, goal=twilio_again),
 ]
-
-
-def seeded_rng(seed: int) -> random.Random:
-    return random.Random(seed)

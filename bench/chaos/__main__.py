@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report.render(run, command.strip(), started, seconds)
     print(text)
     if out is not None:
-        out.write_text(text)
+        out.write_text(text + report.kept_analysis(out))
         print(f"chaos: wrote {out}")
     failed = report.failed_goals(run.results, run.short)
     for line in failed:

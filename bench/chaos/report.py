@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 from datetime import datetime
+from pathlib import Path
 
 from bench.chaos.run import FINAL_GRACE, Result, Run
 from bench.chaos.stack import CHALLENGE_TTL, PUSH_TTL, SMS_SEND_TIMEOUT, WORKERS
@@ -95,6 +96,20 @@ def failed_goals(results: list[Result], short: bool) -> list[str]:
             if met is False and (must or not short):
                 out.append(f"{r.scenario.name}: {goal}: {cause}")
     return out
+
+
+ANALYSIS = "## Analysis"
+
+
+def kept_analysis(path: Path) -> str:
+    """The hand-written analysis at the end of an earlier report (from ``## Analysis`` on),
+    kept when the tables are written again."""
+    try:
+        old = path.read_text()
+    except OSError:
+        return ""
+    at = old.find("\n" + ANALYSIS)
+    return "" if at < 0 else old[at + 1:]
 
 
 def render(run: Run, command: str, started: datetime, seconds: float) -> str:

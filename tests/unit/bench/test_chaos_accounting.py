@@ -4,13 +4,14 @@ finality, recovery, and which missed goals fail a run. The report is only as goo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.chaos import accounting
 from bench.chaos.fakes import FlakyTwilio
-from bench.chaos.report import failed_goals
+from bench.chaos.report import failed_goals, kept_analysis
 from bench.chaos.run import Result
 from bench.chaos.scenarios import SCENARIOS, Scenario, Timing
 
@@ -130,3 +131,12 @@ def test_flaky_twilio_counts_accepted_sends_per_message_id_and_fails_its_share()
         assert all(s in (0, 429, 500, 502, 503) for s in statuses)
         assert sum(fake.failures.values()) == 9
         assert fake.sends_per_message_id() == {a: 2, b: 1}  # a refused call is no delivery
+
+
+def test_the_hand_written_analysis_survives_a_new_report(tmp_path: Path) -> None:
+    out = tmp_path / "CHAOS.md"
+    assert kept_analysis(out) == ""
+    out.write_text("# Chaos\n\n| old | table |\n\n## Analysis\n\nWhy it missed.\n")
+    assert kept_analysis(out) == "## Analysis\n\nWhy it missed.\n"
+    out.write_text("# Chaos\n\nno analysis\n")
+    assert kept_analysis(out) == ""

@@ -100,6 +100,19 @@ def finality(rows: Sequence[ChallengeRow], *, grace_seconds: float, now: datetim
     return FinalCount(len(rows), in_time, late, open_late, not_due)
 
 
+def recovery_parts(fault_end: float, successes: Mapping[str, Sequence[tuple[float, float]]],
+                   caught_up_at: float | None) -> dict[str, float | None]:
+    """Seconds after the fault ended until each kind of login first succeeded (started after
+    it), and until the audit chain caught up (key ``audit``); None: it never did."""
+    parts: dict[str, float | None] = {}
+    for kind, spans in successes.items():
+        if spans:
+            after = [done for started, done in spans if started >= fault_end]
+            parts[kind] = min(after) - fault_end if after else None
+    parts["audit"] = None if caught_up_at is None else max(caught_up_at - fault_end, 0.0)
+    return parts
+
+
 def recovery_seconds(fault_end: float, successes: Mapping[str, Sequence[tuple[float, float]]],
                      caught_up_at: float | None) -> float | None:
     """Seconds from the end of a fault until the service works again: for each kind of login,
@@ -110,18 +123,8 @@ def recovery_seconds(fault_end: float, successes: Mapping[str, Sequence[tuple[fl
     ``successes`` maps a kind (totp, sms, push, enroll) to (started, finished) pairs of the
     successful logins; kinds with no success at all in the run are ignored (not in the mix).
     """
-    marks: list[float] = []
-    for spans in successes.values():
-        if not spans:
-            continue
-        after = [done for started, done in spans if started >= fault_end]
-        if not after:
-            return None
-        marks.append(min(after))
-    if caught_up_at is None:
-        return None
-    marks.append(max(caught_up_at, fault_end))
-    return max(marks) - fault_end
+    parts = recovery_parts(fault_end, successes, caught_up_at).values()
+    return None if None in parts else max(p for p in parts if p is not None)
 
 
 def status_5xx(responses: Iterable[tuple[float, int]], start: float, end: float) -> int:

@@ -357,3 +357,5 @@ class Load:
         for t in self._threads:
             t.join(max(self.sms_wait, self.push_wait) + 20)
         self._threads = []
+        for w in self.workers:  # enrollments not confirmed are abandoned (and swept later)
+            w.pending.clear()

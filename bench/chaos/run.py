@@ -50,6 +50,7 @@ class Result:
     push: accounting.DeliveryCount | None = None
     final: accounting.FinalCount | None = None
     recovery: float | None = None
+    recovery_parts: dict[str, float | None] = field(default_factory=dict)
     caught_up: float | None = None
     restarts: int = 0
     restarted: dict[str, int] = field(default_factory=dict)  # process name -> restarts
@@ -86,10 +87,12 @@ class Result:
             out.append((f"every challenge final within TTL + {FINAL_GRACE:.0f} s", met, False,
                         f"{f.open_past_deadline} still pending past the deadline, {f.late} late"
                         + (f", {f.not_yet_due} not yet due when counted" if f.not_yet_due else "")))
+        parts = ", ".join(f"{k} {'never' if v is None else f'{v:.1f} s'}"
+                          for k, v in self.recovery_parts.items())
         out.append((f"recovery within {RECOVERY_GOAL:.0f} s",
                     self.recovery is not None and self.recovery <= RECOVERY_GOAL, False,
-                    "never recovered in the window" if self.recovery is None
-                    else f"{self.recovery:.1f} s"))
+                    ("never recovered in the window" if self.recovery is None
+                     else f"{self.recovery:.1f} s") + (f" ({parts})" if parts else "")))
         return out + self.extra_goals
 
 
@@ -240,6 +243,7 @@ class Run:
         successes = {k: [(o.started, o.finished) for o in outcomes if o.kind == k and o.ok]
                      for k in KINDS}
         res.recovery = accounting.recovery_seconds(res.fault_end, successes, res.caught_up)
+        res.recovery_parts = accounting.recovery_parts(res.fault_end, successes, res.caught_up)
 
     def _deliveries(self, w: Window) -> tuple[accounting.EventCount, accounting.DeliveryCount,
                                               accounting.DeliveryCount]:

@@ -140,3 +140,10 @@ def test_the_hand_written_analysis_survives_a_new_report(tmp_path: Path) -> None
     assert kept_analysis(out) == "## Analysis\n\nWhy it missed.\n"
     out.write_text("# Chaos\n\nno analysis\n")
     assert kept_analysis(out) == ""
+
+
+def test_recovery_names_what_came_back_last() -> None:
+    successes = {"sms": [(101.0, 103.0)], "push": [(99.0, 100.5)], "totp": []}
+    assert accounting.recovery_parts(100.0, successes, caught_up_at=104.5) == {
+        "sms": pytest.approx(3.0), "push": None, "audit": pytest.approx(4.5)}
+    assert accounting.recovery_parts(100.0, {}, caught_up_at=90.0) == {"audit": 0.0}

@@ -84,8 +84,7 @@ def goals_table(results: list[Result], short: bool) -> list[str]:
         for goal, met, must, cause in r.goals():
             verdict = "met" if met else ("not measured" if met is None else "**missed**")
             hold = "yes" if must or not short else "no (timing)"
-            why = cause if met is not True else ""
-            rows.append(f"| {r.scenario.name} | {goal} | {verdict} | {hold} | {why} |")
+            rows.append(f"| {r.scenario.name} | {goal} | {verdict} | {hold} | {cause} |")
     return rows
 
 

@@ -168,7 +168,7 @@ SCENARIOS: list[Scenario] = [
              short=Timing(warm=4, fault=0, after=8, count=1)),
     Scenario("sms-failover", "Twilio failing every send, Vonage second in TWOFA_SMS_PROVIDERS",
              twilio_outage, full=Timing(warm=10, fault=60, after=45),
-             short=Timing(warm=5, fault=10, after=8), mix=("sms", "sms", "totp"),
+             short=Timing(warm=4, fault=8, after=6), mix=("sms", "sms", "totp"),
              every_code_delivered=True, available=_second_provider, prepare=_with_vonage,
              epilogue=back_to_twilio, goal=twilio_again),
 ]

@@ -291,6 +291,8 @@ def main() -> int:
         print("profile: one twofa API worker under c=8 (py-spy)", flush=True)
         results["pyspy"] = profile_run(cfg, procs, tw, tw_tokens, work)
         results["rss"] = {"twofa api": procs.rss_mb("sqlite-api"), "privacyidea": procs.rss_mb("privacyidea")}
+        results["rss_file"] = {"twofa api": procs.file_backed_mb("sqlite-api"),
+                               "privacyidea": procs.file_backed_mb("privacyidea")}
         results["audit"] = drain(tw, settle=1.0)
         tw.stop()
         print("breakdown: CPU per login by layer, in process", flush=True)

@@ -123,6 +123,19 @@ class Procs:
                 pass
         return out
 
+    def file_backed_mb(self, name: str) -> dict[int, float]:
+        """The part of each RSS that is file pages (``RssFile``: shared libraries, and the
+        pages of SQLite's memory-mapped database the process has read)."""
+        out: dict[int, float] = {}
+        for p in self.tree(name):
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    line = next(x for x in f if x.startswith("RssFile:"))
+                out[p.pid] = int(line.split()[1]) / 1024
+            except (OSError, StopIteration):
+                pass
+        return out
+
     def stop(self, name: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
         if proc is None:

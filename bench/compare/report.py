@@ -208,7 +208,9 @@ def render(res: dict[str, Any]) -> str:
         out += ["", "## Memory (RSS after the A/B runs, MiB per process)", ""]
         for k, v in rss.items():
             order = " (master first, then workers)" if len(v) > 1 else " (one process)"
-            out.append(f"- {k}: " + ", ".join(f"{_f(x)}" for x in v.values()) + order)
+            files = (res.get("rss_file") or {}).get(k) or {}
+            shared = f"; of which file-backed: {', '.join(_f(x) for x in files.values())}" if files else ""
+            out.append(f"- {k}: " + ", ".join(f"{_f(x)}" for x in v.values()) + order + shared)
     prof = res.get("pyspy")
     if prof and prof.get("frames"):
         out += ["", "## Profile: one twofa API worker at c=8 (py-spy, 200 Hz, active threads only)", "",

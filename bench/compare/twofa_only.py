@@ -61,7 +61,8 @@ def main() -> None:
         print(f"  audit: {drain(tw, timeout=60, settle=1.0)}", flush=True)
         tag = next(n for n in procs.procs if n.endswith("-api"))
         rss = ", ".join(f"{v:.1f}" for v in procs.rss_mb(tag).values())
-        print(f"  API RSS MiB (master first, then workers): {rss}", flush=True)
+        files = ", ".join(f"{v:.1f}" for v in procs.file_backed_mb(tag).values())
+        print(f"  API RSS MiB (master first, then workers): {rss}; of which file-backed: {files}", flush=True)
     finally:
         tw.stop()
         procs.stop_all()

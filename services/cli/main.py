@@ -104,8 +104,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _metrics_multiprocess(settings)
         if settings.resolved_database_url.startswith("sqlite"):
             logging.getLogger("twofa.serve").warning(
-                "%d API processes on SQLite: they all queue for its one writer lock, and one "
-                "process serves more logins than two (docs/operations.md, Scaling)", args.workers)
+                "%d API processes on SQLite: they all queue for its one writer lock; one process "
+                "needs less CPU per login (docs/operations.md, Scaling)", args.workers)
     uvicorn.run(
         "services.api.asgi:app",
         host=args.host,

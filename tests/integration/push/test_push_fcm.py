@@ -149,3 +149,28 @@ def test_push_task_retries_transient_errors_with_bounded_countdown():
     short = Settings(env="test", broker_visibility_timeout=10)  # a countdown past it runs twice
     assert all(task.countdown(short, n, 999) <= 9 for n in range(10))
     assert task.MAX_COUNTDOWN * task.MAX_RETRIES < 300  # below the visibility timeout
+
+
+def test_threads_starting_at_once_load_the_credentials_once(sender, monkeypatch):
+    """pyfcm's own first use is not thread-safe: the second loader read a path of None."""
+    from pyfcm import FCMNotification
+
+    from tests.integration.helpers import in_threads
+
+    client = sender._fcm()
+    real = FCMNotification._initialize_credentials
+    inside, calls = [0, 0], []
+
+    def slow_load(self):
+        inside[0] += 1
+        inside[1] = max(inside[1], inside[0])
+        time.sleep(0.05)
+        real(self)
+        calls.append(1)
+        inside[0] -= 1
+
+    monkeypatch.setattr(FCMNotification, "_initialize_credentials", slow_load)
+    client.credentials = None
+    in_threads(8, lambda _: client._initialize_credentials())
+    assert inside[1] == 1 and len(calls) == 1
+    assert client.credentials is not None

@@ -83,6 +83,15 @@ class _BoundedFCM(FCMNotification):  # type: ignore[misc]  # pyfcm is untyped
     """pyfcm with a configurable endpoint and no unbounded waits inside ``notify()``."""
 
     FCM_END_POINT_BASE = "https://fcm.googleapis.com/v1/projects"
+    # pyfcm loads the credentials on first use and then forgets the file's path; two of the
+    # worker's threads starting at once could both pass its "not loaded yet" check, and the
+    # second then opened a path of None (TypeError, the push lost). One thread loads.
+    _credentials_lock = threading.Lock()
+
+    def _initialize_credentials(self) -> None:
+        with self._credentials_lock:
+            if self.credentials is None:
+                super()._initialize_credentials()
 
     def _get_access_token(self) -> str:
         # pyfcm's own version waits up to google-auth's 120 s default and reports any

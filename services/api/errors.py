@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.privacyidea import envelope as pi_envelope
@@ -91,6 +92,18 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # The database restarting or unreachable: nothing was changed, and the caller may
+        # try again shortly. Only the driver's error class is logged, never the statement.
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        headers = {"Retry-After": "1"}
+        if pi_envelope.owns(request.url.path):
+            refusal = pi_envelope.PiError(503, "ERR503: the service is unavailable", status=503)
+            return pi_envelope.error(refusal, headers)
+        return error_response(503, "unavailable", "the database is unavailable; try again",
+                              headers)
+
     @app.exception_handler(json.JSONDecodeError)
     async def _json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
         return error_response(400, "invalid_json", "the body is not valid JSON")
@@ -125,5 +138,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (415, "unsupported media type"),
         (422, "invalid input or code"),
         (429, "throttled; see Retry-After"),
+        (503, "the database is unavailable; see Retry-After"),
     )
 }

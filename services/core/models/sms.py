@@ -76,5 +76,8 @@ class SmsDelivery(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(String(200))
     claimed_at: Mapped[UtcDateTime | None]
+    # set just before the provider call of the current claim: without it a claim whose
+    # worker died certainly sent nothing
+    send_started_at: Mapped[UtcDateTime | None]
     created_at: Mapped[UtcDateTime]
     updated_at: Mapped[UtcDateTime]

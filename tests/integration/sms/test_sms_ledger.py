@@ -1,5 +1,6 @@
 """The idempotency record for many messages per transaction (the worker's batched path):
-each message gets the verdict it would get alone, and ``sms.sent`` is written once."""
+each message gets the verdict it would get alone, a claim whose worker died is sent again
+only if its send had not started, and ``sms.sent`` is written once."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from services.core.factors.sms.ledger import (
     BatchingLedger,
     ClaimJob,
     SentRecord,
+    StartMark,
     claim_many,
     lease_seconds,
+    mark_started_many,
     record_sent_many,
 )
 from services.core.tokens import service
@@ -47,27 +50,54 @@ def sent(job: ClaimJob, sid: str) -> SentRecord:
     return SentRecord(job.cmd, job.user_id, "twilio", sid)
 
 
+def mark(job: ClaimJob, attempt: int = 1) -> StartMark:
+    return StartMark(job.cmd.message_id, attempt)
+
+
 def test_one_batch_gives_each_message_its_own_verdict(ctx: Context, publisher, clock) -> None:
-    fresh, final, live, dead, released = requested(ctx, publisher, 5)
-    claim_many(ctx, [final, live, dead, released])
+    fresh, final, live, dead, released, unstarted = requested(ctx, publisher, 6)
+    claim_many(ctx, [final, live, dead, released, unstarted])
+    assert mark_started_many(ctx, [mark(dead)]) == [True]
     record_sent_many(ctx, [sent(final, "SMfinal")])
     with ctx.sessions.begin() as s:
         old = clock.now() - timedelta(seconds=lease_seconds(ctx) + 1)
-        s.execute(update(SmsDelivery).where(SmsDelivery.message_id == dead.cmd.message_id)
-                  .values(claimed_at=old))
+        s.execute(update(SmsDelivery).where(SmsDelivery.message_id.in_(
+            [dead.cmd.message_id, unstarted.cmd.message_id])).values(claimed_at=old))
         s.execute(update(SmsDelivery).where(SmsDelivery.message_id == released.cmd.message_id)
                   .values(claimed_at=None))
 
-    claims = claim_many(ctx, [fresh, final, live, dead, released, fresh])
+    claims = claim_many(ctx, [fresh, final, live, dead, released, unstarted, fresh])
 
-    assert [c.verdict for c in claims] == ["send", "done", "busy", "lost", "send", "busy"]
+    assert [c.verdict for c in claims] == ["send", "done", "busy", "lost", "send", "send", "busy"]
     assert claims[0].phone_enc and claims[4].phone_enc  # the number comes with the claim
     assert ctx.keyring.decrypt(claims[0].phone_enc) == "+4915110000000"
     assert [c.phone_enc for c in claims[1:4]] == [None, None, None]
+    assert [claims[i].attempt for i in (0, 4, 5)] == [1, 2, 2]
     after = rows(ctx)
     assert after[fresh.cmd.message_id].attempts == 1
     assert after[released.cmd.message_id].attempts == 2
+    assert after[unstarted.cmd.message_id].attempts == 2
+    assert after[unstarted.cmd.message_id].claimed_at is not None
     assert after[fresh.cmd.message_id].state == DeliveryState.SENDING
+    assert after[dead.cmd.message_id].attempts == 1  # left to its "lost" verdict
+
+
+def test_a_mark_needs_the_claim_it_was_given(ctx: Context, publisher, clock) -> None:
+    current, taken_over, settled = requested(ctx, publisher, 3)
+    claim_many(ctx, [current, taken_over, settled])
+    with ctx.sessions.begin() as s:  # the lease of taken_over passed: another worker took it
+        old = clock.now() - timedelta(seconds=lease_seconds(ctx) + 1)
+        s.execute(update(SmsDelivery).where(SmsDelivery.message_id == taken_over.cmd.message_id)
+                  .values(claimed_at=old))
+    assert claim_many(ctx, [taken_over])[0].attempt == 2
+    record_sent_many(ctx, [sent(settled, "SMsettled")])
+
+    assert mark_started_many(ctx, [mark(current), mark(taken_over), mark(settled)]) == [
+        True, False, False]
+    after = rows(ctx)
+    assert after[current.cmd.message_id].send_started_at is not None
+    assert after[taken_over.cmd.message_id].send_started_at is None
+    assert after[settled.cmd.message_id].send_started_at is None
 
 
 def test_sent_is_recorded_once_per_message_with_its_event(ctx: Context, publisher) -> None:
@@ -105,6 +135,7 @@ def test_threads_sharing_a_batching_ledger(ctx: Context, publisher) -> None:
         claim = ledger.claim(job)
         if claim.verdict != "send":
             return claim.verdict, False
+        assert ledger.mark_started(StartMark(job.cmd.message_id, claim.attempt))
         return claim.verdict, ledger.record_sent(sent(job, f"SM{job.cmd.message_id.hex}"))
 
     with ThreadPoolExecutor(16) as pool:
@@ -113,4 +144,5 @@ def test_threads_sharing_a_batching_ledger(ctx: Context, publisher) -> None:
     assert sorted(v for v, _ in outcomes if v != "send") in (
         sorted(["busy"] * k + ["done"] * (5 - k)) for k in range(6))
     assert {r.state for r in rows(ctx).values()} == {DeliveryState.SENT}
+    assert all(r.send_started_at is not None for r in rows(ctx).values())
     assert len([e for e in publisher.published if e["type"] == "sms.sent"]) == 40

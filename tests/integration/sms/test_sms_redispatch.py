@@ -1,6 +1,7 @@
 """An ``sms.requested`` the broker lost is published again from the database, and still
 sent at most once: what is due, what is not, final records left alone, a claim whose worker
-died settled without a send, several sweepers at once."""
+died settled without a send if its send had started, sent once if not, several sweepers at
+once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from sqlalchemy import select, update
 
 from services.core import redispatch
 from services.core.factors.base import EnrollRequest
-from services.core.factors.sms.ledger import ClaimJob, claim_many, lease_seconds
+from services.core.factors.sms.ledger import (
+    ClaimJob,
+    StartMark,
+    claim_many,
+    lease_seconds,
+    mark_started_many,
+)
 from services.core.models import DeliveryState, DispatchWatch, SmsDelivery
 from services.core.plumbing.context import Context
 from services.core.plumbing.messaging.publisher import RecordingPublisher
@@ -84,13 +91,34 @@ def test_a_live_claim_waits_and_a_dead_one_is_settled_without_a_send(
     (envelope,) = request(ctx, publisher)
     env, cmd = parse_event(envelope)
     assert isinstance(cmd, SmsRequested) and env.user_id
-    claim_many(ctx, [ClaimJob(cmd, env.user_id)])  # a worker claimed it, then died mid-send
+    (claim,) = claim_many(ctx, [ClaimJob(cmd, env.user_id)])
+    # a worker claimed it, marked its send as started, then died mid-send
+    assert mark_started_many(ctx, [StartMark(cmd.message_id, claim.attempt)]) == [True]
     clock.advance(BOUND)
     assert redispatch.sweep(ctx).commands == 0  # the claim is live: the send may be in flight
     clock.advance(lease_seconds(ctx) - BOUND)
     assert redispatch.sweep(ctx).commands == 1  # the lease is over: its worker died
     assert run(copies(publisher)[0]) == "unknown"  # Twilio may have it: never a second send
     assert fake_twilio.requests == [] and state(ctx, envelope) == DeliveryState.UNKNOWN
+    clock.advance(600)
+    assert redispatch.sweep(ctx).commands == 0
+
+
+def test_a_dead_claim_whose_send_never_started_is_sent_once(
+        ctx: Context, publisher: RecordingPublisher, clock, run_sms, fake_twilio: FakeTwilio):
+    (envelope,) = request(ctx, publisher)
+    env, cmd = parse_event(envelope)
+    assert isinstance(cmd, SmsRequested) and env.user_id
+    claim_many(ctx, [ClaimJob(cmd, env.user_id)])  # a worker claimed it, then died before sending
+    clock.advance(BOUND)
+    assert redispatch.sweep(ctx).commands == 0  # the claim is live
+    clock.advance(lease_seconds(ctx) - BOUND)
+    assert redispatch.sweep(ctx).commands == 1  # the lease is over: its worker died
+    assert run(copies(publisher)[0]) == "sent"  # nothing reached Twilio: sent now
+    assert run(envelope) == "duplicate"  # the original turns up after all
+    assert len(fake_twilio.requests) == 1 and state(ctx, envelope) == DeliveryState.SENT
+    with ctx.sessions() as s:
+        assert s.scalar(select(SmsDelivery.attempts)) == 2
     clock.advance(600)
     assert redispatch.sweep(ctx).commands == 0
 

@@ -4,21 +4,24 @@ The idempotency record (``sms_deliveries``, one row per message id) is moved thr
 compare-and-set steps, each committed on its own:
 
 1. **claim**: ``sending`` with ``claimed_at`` is committed *before* the provider is called;
-2. **send**: one HTTP call, bounded by ``sms_send_timeout_seconds``;
-3. **record**: ``sent`` + the provider's SID and ``sms.sent`` in one unit of work, or
+2. **mark**: ``send_started_at`` is committed right before the call (the claim may sit in a
+   batch a while first; a claim without the mark certainly sent nothing);
+3. **send**: one HTTP call, bounded by ``sms_send_timeout_seconds``;
+4. **record**: ``sent`` + the provider's SID and ``sms.sent`` in one unit of work, or
    ``failed`` + ``sms.failed`` (+ the challenge marked undeliverable) for a permanent
    error or a transient one on the last attempt. Other transient errors release the claim
-   (``claimed_at`` cleared) and are re-raised for the task to retry with back-off.
+   (``claimed_at`` and the mark cleared) and are re-raised for the task to retry with back-off.
 
-In a worker, steps 1 and 3 of many messages share transactions
-(``services.core.factors.sms.ledger``): a claim is still committed before its send and a record
-after it, only not alone.
+In a worker, steps 1, 2 and 4 of many messages share transactions
+(``services.core.factors.sms.ledger``): a claim and a mark are still committed before their
+send and a record after it, only not alone.
 
 A redelivered message (worker killed, visibility timeout, replay) finds the record:
 ``sent``/``delivered``/``failed``/``unknown`` → nothing is sent again; ``sending`` with a
 live claim → another worker is on it, retry later; ``sending`` with a claim older than the
-lease (longer than any send can take) → the worker died between claim and record. Twilio
-may or may not have accepted that message, and it offers no idempotency key, so the
+lease (longer than any send can take) → the worker died between claim and record. Without
+the mark it died before calling the provider: the message is claimed again and sent. With
+it, Twilio may or may not have accepted that message, and it offers no idempotency key, so the
 choice is between a possible duplicate and a possible loss. We choose **never twice**:
 the record goes to ``unknown``, ``sms.failed`` says so (``reason="outcome_unknown"``), the
 challenge stays pending (the code may well have arrived) and the user can ask for a resend.
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import update
 
 from services.core.challenges import service as challenges
-from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord
+from services.core.factors.sms.ledger import ClaimJob, Ledger, SentRecord, StartMark
 from services.core.factors.sms.sender import SmsSender
 from services.core.models import DeliveryState, SmsDelivery
 from services.core.plumbing.db import affected_rows
@@ -69,15 +72,14 @@ def deliver(
 ) -> Outcome:
     """Send ``cmd`` unless its record says it is done; see the module docstring.
 
-    ``ledger`` runs the claim and the ``sent`` record (batched across a worker's threads).
+    ``ledger`` runs the claim, the mark and the ``sent`` record (batched across a worker's
+    threads).
     """
     claim = ledger.claim(ClaimJob(cmd, user_id))
     if claim.verdict == "done":
         return "duplicate"
     if claim.verdict == "busy":
-        if last_attempt:
-            return "duplicate"  # the live claimant records the outcome
-        raise TransientProviderError("another worker is sending this message")
+        return _busy(last_attempt)
     if claim.verdict == "lost":
         _finish(
             ctx,
@@ -96,6 +98,8 @@ def deliver(
     if not claim.code_enc:  # used or expired before it could be sent, or a v1 command
         _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="code_unavailable")
         return "failed"
+    if not ledger.mark_started(StartMark(cmd.message_id, claim.attempt)):
+        return _busy(last_attempt)  # our claim outlived its lease and was settled or taken
     try:
         receipt = sender.send(
             ctx.keyring.decrypt(claim.phone_enc),
@@ -132,12 +136,18 @@ def deliver(
     return "sent"
 
 
+def _busy(last_attempt: bool) -> Outcome:
+    if last_attempt:
+        return "duplicate"  # the live claimant records the outcome
+    raise TransientProviderError("another worker is sending this message")
+
+
 def _release(ctx: Context, message_id: uuid.UUID) -> None:
     with ctx.sessions.begin() as session:
         session.execute(
             update(SmsDelivery)
             .where(SmsDelivery.message_id == message_id, SmsDelivery.state == DeliveryState.SENDING)
-            .values(claimed_at=None, updated_at=ctx.clock.now())
+            .values(claimed_at=None, send_started_at=None, updated_at=ctx.clock.now())
             .execution_options(synchronize_session=False)
         )
 

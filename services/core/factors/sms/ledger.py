@@ -1,11 +1,12 @@
-"""The idempotency record's two hot steps, for many messages per transaction.
+"""The idempotency record's hot steps, for many messages per transaction.
 
-``claim_many`` and ``record_sent_many`` do for a list of messages what
-``services.core.factors.sms.delivery`` describes for one: each message's claim is committed before
-its send (the caller sends only after ``claim_many`` returned), and its ``sent`` record and
-``sms.sent`` commit together after the send. One transaction per list rather than per
-message, and Core statements rather than ORM objects: on the issue 3 benchmark these two
-steps were half of the SMS worker's CPU per message when each message had its own.
+``claim_many``, ``mark_started_many`` and ``record_sent_many`` do for a list of messages what
+``services.core.factors.sms.delivery`` describes for one: each message's claim, then its
+send-started mark, are committed before its send (the caller sends only after both returned),
+and its ``sent`` record and ``sms.sent`` commit together after the send. One transaction per
+list rather than per message, and Core statements rather than ORM objects: on the issue 3
+benchmark the claim and the record were half of the SMS worker's CPU per message when each
+message had its own.
 
 :class:`BatchingLedger` lets the threads of a worker process share them.
 """
@@ -46,11 +47,19 @@ class Claim:
     """``send``: claimed by us, ``phone_enc`` is the token's encrypted number (None if the
     token is gone) and ``code_enc`` the message's pending code (None once used or expired);
     ``done``: final already; ``busy``: a live claim elsewhere; ``lost``: a claim older than
-    the lease (its worker died mid-send)."""
+    the lease whose send had started (its worker died mid-send). ``attempt`` numbers our
+    claim, so that a mark or a record of an older claim cannot pass for it."""
 
     verdict: Verdict
     phone_enc: str | None = None
     code_enc: str | None = None
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class StartMark:
+    message_id: uuid.UUID
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -77,18 +86,21 @@ def claim_many(ctx: Context, jobs: Sequence[ClaimJob]) -> list[Claim]:
     lease = timedelta(seconds=lease_seconds(ctx))
     ids = {job.cmd.message_id for job in jobs}
     verdicts: list[Verdict] = []
+    attempts: list[int] = []
     inserts: list[dict[str, object]] = []
     seen: set[uuid.UUID] = set()
     with ctx.engine.begin() as conn:
-        query = select(D.c.message_id, D.c.state, D.c.claimed_at).where(D.c.message_id.in_(ids))
+        query = select(D.c.message_id, D.c.state, D.c.claimed_at, D.c.send_started_at,
+                       D.c.attempts).where(D.c.message_id.in_(ids))
         found = {row.message_id: row for row in conn.execute(_locked(conn, query))}
         for job in jobs:
             mid = job.cmd.message_id
+            row = found.get(mid)
+            attempts.append(1 if row is None else row.attempts + 1)
             if mid in seen:  # the same message twice in one batch: the first one is sending it
                 verdicts.append("busy")
                 continue
             seen.add(mid)
-            row = found.get(mid)
             if row is None:
                 inserts.append({
                     "message_id": mid, "token_id": job.cmd.token_id, "user_id": job.user_id,
@@ -97,13 +109,17 @@ def claim_many(ctx: Context, jobs: Sequence[ClaimJob]) -> list[Claim]:
                 verdicts.append("send")
             elif row.state in DeliveryState.FINAL:
                 verdicts.append("done")
-            elif row.claimed_at is not None:
-                verdicts.append("busy" if as_utc(row.claimed_at) + lease > now else "lost")
-            else:  # released after a transient failure: claim it again
+            elif row.claimed_at is not None and as_utc(row.claimed_at) + lease > now:
+                verdicts.append("busy")
+            elif row.claimed_at is not None and row.send_started_at is not None:
+                verdicts.append("lost")  # the provider may have it: never sent again
+            else:
+                # Released after a transient failure, or claimed by a worker that died before
+                # its send started: nothing reached the provider, claim it again.
                 won = conn.execute(
                     update(D)
-                    .where(D.c.message_id == mid, D.c.claimed_at.is_(None),
-                           D.c.state == DeliveryState.SENDING)
+                    .where(D.c.message_id == mid, D.c.attempts == row.attempts,
+                           D.c.send_started_at.is_(None), D.c.state == DeliveryState.SENDING)
                     .values(claimed_at=now, attempts=D.c.attempts + 1, updated_at=now)
                 ).rowcount
                 verdicts.append("send" if won == 1 else "busy")
@@ -118,8 +134,9 @@ def claim_many(ctx: Context, jobs: Sequence[ClaimJob]) -> list[Claim]:
                 T.c.id.in_({job.cmd.token_id for job in sending}))).all())
             codes = dict(conn.execute(select(P.c.message_id, P.c.code_enc).where(
                 P.c.message_id.in_({job.cmd.message_id for job in sending}))).all())
-    return [Claim(v, phones.get(job.cmd.token_id) or None, codes.get(job.cmd.message_id))
-            if v == "send" else Claim(v) for job, v in zip(jobs, verdicts, strict=True)]
+    return [Claim(v, phones.get(job.cmd.token_id) or None, codes.get(job.cmd.message_id), n)
+            if v == "send" else Claim(v)
+            for job, v, n in zip(jobs, verdicts, attempts, strict=True)]
 
 
 def claim_one(ctx: Context, job: ClaimJob) -> Claim:
@@ -129,6 +146,23 @@ def claim_one(ctx: Context, job: ClaimJob) -> Claim:
         # Another process inserted this message's record between our read and our insert
         # (PostgreSQL; SQLite's write lock rules it out): it holds the claim.
         return Claim("busy")
+
+
+def mark_started_many(ctx: Context, marks: Sequence[StartMark]) -> list[bool]:
+    """Record, committed, that each message's send is about to start, if its claim is still
+    ours (same attempt, not settled meanwhile). Returns which ones may be sent."""
+    now = ctx.clock.now()
+    with ctx.engine.begin() as conn:
+        query = select(D.c.message_id, D.c.attempts).where(
+            D.c.message_id.in_({m.message_id for m in marks}),
+            D.c.state == DeliveryState.SENDING, D.c.claimed_at.is_not(None))
+        current = dict(conn.execute(_locked(conn, query)).all())
+        ours = [current.get(m.message_id) == m.attempt for m in marks]
+        if any(ours):
+            conn.execute(update(D).where(D.c.message_id.in_(
+                {m.message_id for m, won in zip(marks, ours, strict=True) if won}))
+                .values(send_started_at=now, updated_at=now))
+    return ours
 
 
 def record_sent_many(ctx: Context, records: Sequence[SentRecord]) -> list[bool]:
@@ -169,20 +203,27 @@ def record_sent_many(ctx: Context, records: Sequence[SentRecord]) -> list[bool]:
 class Ledger(Protocol):
     def claim(self, job: ClaimJob) -> Claim: ...
 
+    def mark_started(self, mark: StartMark) -> bool: ...
+
     def record_sent(self, record: SentRecord) -> bool: ...
 
 
 class BatchingLedger:
-    """Claims and records of all threads of a process, batched (one thread each)."""
+    """Claims, marks and records of all threads of a process, batched (one thread each)."""
 
     def __init__(self, ctx: Context, *, linger: float = 0.02) -> None:
         self._claims: Batcher[ClaimJob, Claim] = Batcher(
             "sms-claim", lambda jobs: _claims_or_busy(ctx, jobs), linger=linger)
+        self._marks: Batcher[StartMark, bool] = Batcher(
+            "sms-mark", lambda marks: mark_started_many(ctx, marks), linger=linger)
         self._records: Batcher[SentRecord, bool] = Batcher(
             "sms-record", lambda records: record_sent_many(ctx, records), linger=linger)
 
     def claim(self, job: ClaimJob) -> Claim:
         return self._claims(job)
+
+    def mark_started(self, mark: StartMark) -> bool:
+        return self._marks(mark)
 
     def record_sent(self, record: SentRecord) -> bool:
         return self._records(record)

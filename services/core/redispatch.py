@@ -169,9 +169,10 @@ def _verdicts(ctx: Context, conn: Connection, due: list[_Due],
 def _sms_verdicts(ctx: Context, conn: Connection, due: list[_Due],
                   now: datetime) -> dict[uuid.UUID, tuple[Verdict, datetime | None]]:
     """Final record: done. A live claim, or a released one whose retry is still waiting:
-    later. No record, or a claim older than the lease (its worker died mid-send): a copy,
-    which the ledger sends at most once; a lost claim it settles as ``unknown`` without
-    sending, a missing or expired code as ``failed`` - an outcome either way."""
+    later. No record, or a claim older than the lease (its worker died): a copy, which the
+    ledger sends at most once; a lost claim it sends if its send never started and otherwise
+    settles as ``unknown`` without sending, a missing or expired code as ``failed`` - an
+    outcome either way."""
     if not due:
         return {}
     D = SmsDelivery.__table__

@@ -98,14 +98,14 @@ def deliver(
     if not claim.code_enc:  # used or expired before it could be sent, or a v1 command
         _finish(ctx, cmd, user_id, DeliveryState.FAILED, sender.name, reason="code_unavailable")
         return "failed"
+    to = ctx.keyring.decrypt(claim.phone_enc)
+    body = message_body(ctx, ctx.keyring.decrypt(claim.code_enc))
+    # Only the call itself after the mark: a death before it then leaves no mark, and the
+    # message is sent again rather than settled unknown.
     if not ledger.mark_started(StartMark(cmd.message_id, claim.attempt)):
         return _busy(last_attempt)  # our claim outlived its lease and was settled or taken
     try:
-        receipt = sender.send(
-            ctx.keyring.decrypt(claim.phone_enc),
-            message_body(ctx, ctx.keyring.decrypt(claim.code_enc)),
-            reference=cmd.message_id,
-        )
+        receipt = sender.send(to, body, reference=cmd.message_id)
     except PermanentProviderError as exc:
         _finish(
             ctx,

@@ -1,5 +1,6 @@
 """SMS queued while the SMS worker is down, then the worker SIGKILLed as it starts, five
-times, then left up: every code reaches (Fake)Twilio exactly once, within 30 s.
+times, then left up: within 30 s every code is settled, none reaches (Fake)Twilio twice, and
+every code a killed worker had not marked as being sent reaches it exactly once.
 
 A worker killed as it starts takes messages with it: those it had prefetched sit in Redis's
 ``unacked`` hash until the visibility timeout (minutes), and one it had popped but not yet

@@ -8,6 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from services.core.plumbing.context import Context
@@ -23,6 +24,10 @@ from services.core.factors.sms.ledger import (
     mark_started_many,
     record_sent_many,
 )
+from services.core.factors.sms.delivery import deliver
+from services.core.factors.sms.sender import SmsReceipt
+from services.core.plumbing.clock import as_utc
+from services.core.plumbing.providers.errors import TransientProviderError
 from services.core.tokens import service
 from services.core.factors.base import EnrollRequest
 from shared.events.sms import SmsRequested
@@ -146,3 +151,32 @@ def test_threads_sharing_a_batching_ledger(ctx: Context, publisher) -> None:
     assert {r.state for r in rows(ctx).values()} == {DeliveryState.SENT}
     assert all(r.send_started_at is not None for r in rows(ctx).values())
     assert len([e for e in publisher.published if e["type"] == "sms.sent"]) == 40
+
+
+class Inspecting:
+    """A sender that reads the message's record when called, then fails transiently."""
+
+    name = "twilio"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx, self.seen = ctx, []
+
+    def send(self, to: str, body: str, *, reference: uuid.UUID | None = None) -> SmsReceipt:
+        self.seen.append(rows(self.ctx)[reference].send_started_at)
+        raise TransientProviderError("twilio 503")
+
+
+def test_the_mark_is_committed_before_the_call_and_a_release_clears_it(
+        ctx: Context, publisher, clock) -> None:
+    (job,) = requested(ctx, publisher, 1)
+    sender = Inspecting(ctx)
+    with pytest.raises(TransientProviderError):
+        deliver(ctx, sender, job.cmd, job.user_id, last_attempt=False,
+                ledger=BatchingLedger(ctx))
+    assert [as_utc(t) for t in sender.seen] == [clock.now()]  # committed, seen by another session
+    row = rows(ctx)[job.cmd.message_id]
+    assert (row.claimed_at, row.send_started_at) == (None, None)
+    # the retry's worker dies after its claim: nothing was started, so it is sent after all
+    claim_many(ctx, [job])
+    clock.advance(lease_seconds(ctx) + 1)
+    assert claim_many(ctx, [job])[0].verdict == "send"

@@ -15,14 +15,14 @@ from celery import Celery
 
 from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
-from services.core.plumbing.messaging.celery_config import celery_config
+from services.core.plumbing.messaging.celery_config import PromptAmqp, celery_config
 from services.core.plumbing.messaging.routes import QUEUES
 from services.core.plumbing.settings import Settings
 from services.workers import observability, routine_logs, visibility
 
 log = logging.getLogger(__name__)
 
-app = Celery("twofa-workers", set_as_current=False)
+app = Celery("twofa-workers", set_as_current=False, amqp=PromptAmqp)
 
 # Every task is declared with these: late ack so a killed worker's message comes back,
 # JSON only, no results (outcomes are events).

@@ -52,7 +52,7 @@ def create(
             uow.emit(ChallengeNotRequired(area=area), user_id=user_id)
             uow.commit()
             return ChallengeView(None)
-        values = _new_challenge(ctx, uow, user_id, area)
+        values = new_challenge(ctx, uow, user_id, area)
         store.insert(uow.session.connection(), values)
         uow.emit(rules.created(values["id"], area, factors, "login"), user_id=user_id)
         uow.commit()
@@ -64,13 +64,22 @@ def _refuse_if_fails_closed(protection: rules.Protection) -> None:
         raise Forbidden("every second factor of this user is locked", code="factors_locked")
 
 
-def _new_challenge(ctx: Context, uow: UnitOfWork, user_id: str, area: str) -> dict[str, Any]:
+def new_challenge(
+    ctx: Context,
+    uow: UnitOfWork,
+    user_id: str,
+    area: str,
+    purpose: str = "login",
+    target: str | None = None,
+) -> dict[str, Any]:
+    """The row of a challenge opened now: pending, no attempts, the configured lifetime."""
     now = ctx.clock.now()
     return dict(
         id=uuid.uuid4(),
         user_id=user_id,
         area=area,
-        purpose="login",
+        purpose=purpose,
+        target=target,
         state=ChallengeState.PENDING,
         attempts=0,
         max_attempts=ctx.settings.challenge_max_attempts,
@@ -130,7 +139,7 @@ def login(
     code = code.strip().replace(" ", "")
     with ctx.uow(correlation_id) as uow:
         conn = uow.session.connection()
-        values = _new_challenge(ctx, uow, user_id, area)
+        values = new_challenge(ctx, uow, user_id, area)
         values.update(token_id=token.id, token_type=token.type)
         if len(code) <= lockout.MAX_CODE_LENGTH and factor_for(token.type).check_code(
             ctx, conn, token, code, now

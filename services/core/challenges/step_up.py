@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import select
 
 from services.core.challenges import rules, store
-from services.core.challenges.service import ChallengeView
+from services.core.challenges.service import ChallengeView, new_challenge
 from services.core.errors import DomainError, Forbidden, NotFound, Unprocessable
 from services.core.models import Challenge, ChallengeState, Token
 from services.core.plumbing.clock import as_utc
@@ -57,20 +57,7 @@ def create(
             )
         return ChallengeView(None)
     with ctx.uow(correlation_id) as uow:
-        now = ctx.clock.now()
-        values: dict[str, Any] = dict(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            area=STEP_UP_AREA,
-            purpose=purpose,
-            target=target,
-            state=ChallengeState.PENDING,
-            attempts=0,
-            max_attempts=ctx.settings.challenge_max_attempts,
-            correlation_id=uow.correlation_id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ctx.settings.challenge_ttl_seconds),
-        )
+        values = new_challenge(ctx, uow, user_id, STEP_UP_AREA, purpose, target)
         store.insert(uow.session.connection(), values)
         uow.emit(
             rules.created(values["id"], STEP_UP_AREA, factors, purpose, target), user_id=user_id

@@ -4,9 +4,8 @@
 ``services.core.factors.sms.delivery`` describes for one: each message's claim, then its
 send-started mark, are committed before its send (the caller sends only after both returned),
 and its ``sent`` record and ``sms.sent`` commit together after the send. One transaction per
-list rather than per message, and Core statements rather than ORM objects: on the issue 3
-benchmark the claim and the record were half of the SMS worker's CPU per message when each
-message had its own.
+list rather than per message, and Core statements rather than ORM objects: when each message
+had its own, the claim and the record were a large share of the SMS worker's CPU per message.
 
 :class:`BatchingLedger` lets the threads of a worker process share them.
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import Annotated, Any, ClassVar, cast
 
 from sqlalchemy import JSON, DateTime, Executable, MetaData, String, Table, create_engine, event
 from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 
 NAMING = {
@@ -53,10 +55,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         _WriterQueue(_lock_path(engine)).install(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _IdlePing(engine).install()
+    return engine
+
+
+class _IdlePing:
+    """Test a pooled connection before use only when it has rested in the pool: a
+    connection that came back moments ago is alive, and ``pool_pre_ping`` spent a round
+    trip on every checkout (two per login) to learn that. One that rested may have been
+    closed by a server restart or an idle timeout; it is pinged, and a dead one is
+    replaced before the caller sees it. A server that dies under load fails the
+    statements in flight once; SQLAlchemy then discards the pool's older connections."""
+
+    REST_SECONDS = 1.0
+    KEY = "twofa_checked_in_at"
+
+    def __init__(self, engine: Engine) -> None:
+        self._dialect = engine.dialect
+        self._pool = engine.pool
+
+    def install(self) -> None:
+        event.listen(self._pool, "checkin", self._checkin)
+        event.listen(self._pool, "checkout", self._checkout)
+
+    def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[self.KEY] = time.monotonic()
+
+    def _checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        rested_since = record.info.pop(self.KEY, None)
+        if rested_since is None or time.monotonic() - rested_since < self.REST_SECONDS:
+            return  # new, or back from a caller a moment ago
+        try:
+            alive = self._dialect.do_ping(dbapi_conn)
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
 
 
 def _lock_path(engine: Engine) -> str | None:
@@ -88,12 +126,17 @@ READ_ONLY = "twofa_read_only"
 
 @contextmanager
 def read_only(engine: Engine) -> Iterator[Connection]:
-    """A connection for reads that does not queue for the write lock (on SQLite each
-    statement reads WAL's latest snapshot beside the writer, with no transaction around
-    them). What is decided from such a read must be written with a compare-and-set, since
-    the row may change before then."""
+    """A connection for reads that does not queue for the write lock: each statement
+    reads the latest committed snapshot, with no transaction around them (on SQLite,
+    WAL's snapshot beside the writer). What is decided from such a read must be written
+    with a compare-and-set, since the row may change before then."""
     with engine.connect() as conn:
         conn.execution_options(**{READ_ONLY: True})
+        if conn.dialect.name != "sqlite":
+            # No BEGIN and ROLLBACK round trips around the reads, and the same per-statement
+            # snapshot as on SQLite (whose connections are in autocommit already, see
+            # ``_sqlite_pragmas``).
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
         conn.rollback()
 

@@ -28,7 +28,7 @@ from twilio.request_validator import RequestValidator
 from services.api.deps import Ctx
 from services.api.errors import error_response
 from services.core.factors.sms.status import apply_status
-from services.core.factors.sms.vonage import RECEIPT_PATH, receipt_is_signed
+from services.core.factors.sms.vonage_receipts import RECEIPT_PATH, receipt_is_signed
 from services.core.plumbing import metrics
 from services.core.plumbing.context import Context
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.core.factors.sms.vonage import VonageSender, receipt_is_signed
+from services.core.factors.sms.vonage import VonageSender
+from services.core.factors.sms.vonage_receipts import receipt_is_signed
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
 from services.core.plumbing.settings import Settings
 from tests.fakes.fake_vonage import Delay, Drop, FakeVonage, Reply, vonage_status

@@ -1,4 +1,5 @@
-"""Vonage's SMS API through the official ``vonage`` SDK: sending, its errors, its receipts.
+"""Vonage's SMS API through the official ``vonage`` SDK: sending and its errors (the check of
+its receipts is in ``vonage_receipts``).
 
 The SDK builds every URL as ``https://{rest_host}{path}``; a transport adapter mounted on the
 SDK's session sends them to ``settings.vonage_api_url`` instead (the real host by default, a
@@ -16,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,10 +27,10 @@ from vonage_http_client.errors import HttpRequestError
 from vonage_sms import SmsError, SmsMessage
 
 from services.core.factors.sms.sender import SmsReceipt
+from services.core.factors.sms.vonage_receipts import RECEIPT_PATH
 from services.core.plumbing.providers.errors import PermanentProviderError, TransientProviderError
 from services.core.plumbing.settings import Settings
 
-RECEIPT_PATH = "/v1/callbacks/vonage"
 # Vonage SMS API ``status`` values that are about Vonage, not about the number or the message:
 # throttled, internal error, account out of credit, too many connections. Another provider
 # (or Vonage later) can send that message; every other non-zero status is permanent.
@@ -98,13 +98,6 @@ class _BaseUrlAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def _receipt_auth(settings: Settings) -> Auth:
-    assert settings.vonage_api_key and settings.vonage_signature_secret
-    return Auth(api_key=settings.vonage_api_key,
-                signature_secret=settings.vonage_signature_secret.get_secret_value(),
-                signature_method=settings.vonage_signature_method)
-
-
 class VonageSender:
     """``vonage.Vonage(...).sms.send`` with a bounded timeout, from a worker's threads.
 
@@ -148,14 +141,3 @@ class VonageSender:
 
     def close(self) -> None:
         self._client.http_client._session.close()
-
-
-def receipt_is_signed(settings: Settings, params: Mapping[str, str]) -> bool:
-    """True when ``params`` (a delivery receipt's fields, ``sig`` included) carry a valid
-    signature made with our signature secret; False for a missing or wrong one, or when no
-    secret is configured."""
-    if not (settings.vonage_api_key and settings.vonage_signature_secret):
-        return False
-    if not params.get("sig") or not params.get("timestamp"):
-        return False  # without a timestamp the SDK would sign the current time instead
-    return bool(_receipt_auth(settings).check_signature(dict(params)))

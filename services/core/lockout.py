@@ -43,6 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.core.errors import Conflict, NotFound, Throttled
 from services.core.models import Token, TokenState, UserProfile
 from services.core.plumbing.clock import as_utc
+from services.core.plumbing.prepared import Prepared
 from services.core.plumbing.settings import Settings
 from shared.events.token import TokenUnlocked
 
@@ -166,17 +167,17 @@ SUCCESS_VALUES: dict[str, Any] = {
 }
 TOKEN_NOT_WAITING = _not_waiting(T.backoff_until)
 
-_TOKEN_SUCCEEDED = (
+_TOKEN_SUCCEEDED = Prepared(
     update(TOKENS)
     .where(T.id == bindparam("b_token"), T.state == bindparam("b_state"), TOKEN_NOT_WAITING)
     .values(**SUCCESS_VALUES)
 )
-_RESET_USER = (
+_RESET_USER = Prepared(
     update(PROFILES)
     .where(P.user_id == bindparam("b_user"), P.failures != 0)
     .values(failures=0, backoff_until=None)
 )
-_RESET_OTHER_TOKENS = (
+_RESET_OTHER_TOKENS = Prepared(
     update(TOKENS)
     .where(
         T.user_id == bindparam("b_user"),
@@ -186,8 +187,8 @@ _RESET_OTHER_TOKENS = (
     )
     .values(failures=0, backoff_until=None)
 )
-_TOKEN_WAIT = select(T.backoff_until, T.state).where(T.id == bindparam("b_token"))
-_USER_WAIT = select(P.backoff_until).where(P.user_id == bindparam("b_user"))
+_TOKEN_WAIT = Prepared(select(T.backoff_until, T.state).where(T.id == bindparam("b_token")))
+_USER_WAIT = Prepared(select(P.backoff_until).where(P.user_id == bindparam("b_user")))
 
 
 def _schedule(delay_after: Any, capped_from: int, count: Any) -> Any:
@@ -219,9 +220,9 @@ def _waits(policy: ThrottlePolicy | UserPolicy) -> tuple[tuple[str, timedelta], 
 
 
 @lru_cache(maxsize=8)
-def _count_token_failure(policy: ThrottlePolicy) -> Any:
+def _count_token_failure(policy: ThrottlePolicy) -> Prepared:
     count = T.failures + 1
-    return (
+    return Prepared(
         update(TOKENS)
         .where(T.id == bindparam("b_token"), T.state == bindparam("b_state"), TOKEN_NOT_WAITING)
         .values(
@@ -234,7 +235,7 @@ def _count_token_failure(policy: ThrottlePolicy) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _count_user_failure(policy: UserPolicy, dialect_name: str) -> Any:
+def _count_user_failure(policy: UserPolicy, dialect_name: str) -> Prepared:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     count = P.failures + 1
     insert = dialect.insert(PROFILES).values(
@@ -243,14 +244,16 @@ def _count_user_failure(policy: UserPolicy, dialect_name: str) -> Any:
         failures=1,
         backoff_until=bindparam("b_first_until", type_=_DATETIME),
     )
-    return insert.on_conflict_do_update(
-        index_elements=[P.user_id],
-        set_={
-            "failures": count,
-            "backoff_until": _schedule(policy.delay_after, policy.capped_from(), count),
-        },
-        where=_not_waiting(P.backoff_until),
-    ).returning(P.failures)
+    return Prepared(
+        insert.on_conflict_do_update(
+            index_elements=[P.user_id],
+            set_={
+                "failures": count,
+                "backoff_until": _schedule(policy.delay_after, policy.capped_from(), count),
+            },
+            where=_not_waiting(P.backoff_until),
+        ).returning(P.failures)
+    )
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,7 @@ def record_failure(
         "b_now": now,
         **_until_params(policy, now),
     }
-    counted = conn.execute(_count_token_failure(policy), params).first()
+    counted = _count_token_failure(policy).first(conn, params)
     if counted is None:
         raise _why_token_not_counted(conn, token_id, token_state, now)
     failures, state = counted
@@ -292,9 +295,9 @@ def record_failure(
         "b_first_until": _first_until(users, now),
         **_until_params(users, now),
     }
-    user_failures = conn.execute(_count_user_failure(users, conn.dialect.name), params).scalar()
+    user_failures = _count_user_failure(users, conn.dialect.name).scalar(conn, params)
     if user_failures is None:
-        backoff = conn.execute(_USER_WAIT, {"b_user": user_id}).scalar()
+        backoff = _USER_WAIT.scalar(conn, {"b_user": user_id})
         raise user_throttled(max(1, wait_seconds(backoff, now)))
     locked_now = state == TokenState.LOCKED and failures == policy.max_failures
     return Failure(failures, user_failures, int(policy.delay_after(failures)), locked_now)
@@ -308,7 +311,7 @@ def _first_until(policy: UserPolicy, now: datetime) -> datetime | None:
 def _why_token_not_counted(
     conn: Connection, token_id: uuid.UUID, state: str, now: datetime
 ) -> Exception:
-    row = conn.execute(_TOKEN_WAIT, {"b_token": token_id}).first()
+    row = _TOKEN_WAIT.first(conn, {"b_token": token_id})
     if row is None or row.state != state:
         return Conflict("the selected factor is no longer usable", code="factor_unusable")
     return token_throttled(max(1, wait_seconds(row.backoff_until, now)))
@@ -318,7 +321,7 @@ def token_succeeded(conn: Connection, token_id: uuid.UUID, token_state: str, now
     """Record a right code on the token row (for factors whose check does not write that
     row itself); False if the token changed state or a back-off started since the read."""
     params = {"b_token": token_id, "b_state": token_state, "b_now": now}
-    return bool(conn.execute(_TOKEN_SUCCEEDED, params).rowcount == 1)
+    return _TOKEN_SUCCEEDED.rowcount(conn, params) == 1
 
 
 def record_success(
@@ -329,8 +332,8 @@ def record_success(
     (every token failure counts for the user too), so when the read said 0 nothing is
     written; None: not read, reset whatever there is."""
     if user_failures is None or user_failures:
-        conn.execute(_RESET_OTHER_TOKENS, {"b_user": user_id, "b_token": token_id})
-        conn.execute(_RESET_USER, {"b_user": user_id})
+        _RESET_OTHER_TOKENS.rowcount(conn, {"b_user": user_id, "b_token": token_id})
+        _RESET_USER.rowcount(conn, {"b_user": user_id})
 
 
 # -- unlocking ----------------------------------------------------------------------------

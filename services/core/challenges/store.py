@@ -1,8 +1,9 @@
 """Challenges in SQL Core: every read a challenge needs and every write, each write a
 compare-and-set on the state it was decided from.
 
-Every statement is built once with bind parameters: building a construct and its cache
-key on each call cost more than executing it. Reads run outside the write lock
+Every statement is built once with bind parameters and runs as a ``Prepared`` statement
+(compiled once per dialect, executed on the DBAPI cursor): building a construct, or
+SQLAlchemy's execution of it, cost more than running it. Reads run outside the write lock
 (``db.read_only``); a write whose guard no longer holds changes nothing, and the caller
 learns it from the row count or the empty ``RETURNING``.
 """
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import Connection
 
 from services.core.challenges.rules import ChallengeSnapshot, Factor, Protection
@@ -27,6 +28,7 @@ from services.core.models import (
     TokenState,
     UserProfile,
 )
+from services.core.plumbing.prepared import Prepared
 
 C, T, P, A = (
     Challenge.__table__.c,
@@ -46,8 +48,8 @@ CHALLENGES, TOKENS, PROFILES, AREAS = (
 # The area's protection row joined with the user's active and locked tokens (a protected
 # user without tokens gives one row with NULL token columns) and the user's failure state:
 # everything a challenge's creation, or a login in one request, decides from.
-_PROTECTED_FACTORS = (
-    select(
+_PROTECTED_FACTORS = Prepared(
+        select(
         A.protected,
         T.id,
         T.user_id,
@@ -72,8 +74,8 @@ _PROTECTED_FACTORS = (
     .order_by(T.created_at, T.id)
 )
 # Every active and locked token of a user: the factors a step-up may be answered with.
-_USER_FACTORS = (
-    select(T.id, T.type, T.description, T.state, T.serial)
+_USER_FACTORS = Prepared(
+        select(T.id, T.type, T.description, T.state, T.serial)
     .where(
         T.user_id == bindparam("b_user"),
         T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)),
@@ -98,7 +100,7 @@ _CHALLENGE_COLUMNS = (
     C.target,
     C.used_at,
 )
-_GET = select(*_CHALLENGE_COLUMNS).where(C.id == bindparam("b_challenge"))
+_GET = Prepared(select(*_CHALLENGE_COLUMNS).where(C.id == bindparam("b_challenge")))
 _SNAPSHOT_COLUMNS = (
     C.id,
     C.user_id,
@@ -138,10 +140,10 @@ def _snapshot_query(token_column: Any) -> Any:
     )
 
 
-_SNAPSHOT_GIVEN = _snapshot_query(bindparam("b_token"))  # the request names the factor
-_SNAPSHOT_SELECTED = _snapshot_query(C.token_id)  # the factor selected earlier
-_DUE = (
-    select(C.id, C.user_id, C.area, C.token_type)
+_SNAPSHOT_GIVEN = Prepared(_snapshot_query(bindparam("b_token")))  # the request names the factor
+_SNAPSHOT_SELECTED = Prepared(_snapshot_query(C.token_id))  # the factor selected earlier
+_DUE = Prepared(
+        select(C.id, C.user_id, C.area, C.token_type)
     .where(C.state == ChallengeState.PENDING, C.expires_at <= bindparam("b_now"))
     .order_by(C.expires_at)
     .limit(bindparam("b_limit"))
@@ -149,7 +151,11 @@ _DUE = (
 
 # -- writes --------------------------------------------------------------------------------
 
-_INSERT = CHALLENGES.insert()
+# Every column named: a new challenge's row gives each one (None for those it leaves empty).
+_INSERT = Prepared(
+    CHALLENGES.insert().values({c.key: bindparam(c.key, type_=c.type) for c in CHALLENGES.c})
+)
+_NO_VALUES = dict.fromkeys(c.key for c in CHALLENGES.c)
 # Read before the write lock: the challenge must still be pending and unexpired, and still
 # have this factor or none selected.
 _STILL_OPEN = and_(
@@ -158,7 +164,7 @@ _STILL_OPEN = and_(
     C.expires_at > bindparam("b_now"),
     or_(C.token_id.is_(None), C.token_id == bindparam("b_token")),
 )
-_SELECT = (
+_SELECT_STATEMENT = (
     update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
@@ -167,9 +173,10 @@ _SELECT = (
     )
     .values(token_id=bindparam("b_token"), token_type=bindparam("b_type"))
 )
-_SELECT_UNTIL = _SELECT.values(expires_at=bindparam("b_expires"))
-_CLOSE_VERIFIED = (
-    update(CHALLENGES)
+_SELECT = Prepared(_SELECT_STATEMENT)
+_SELECT_UNTIL = Prepared(_SELECT_STATEMENT.values(expires_at=bindparam("b_expires")))
+_CLOSE_VERIFIED = Prepared(
+        update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(
         state=ChallengeState.VERIFIED,
@@ -179,8 +186,8 @@ _CLOSE_VERIFIED = (
     )
 )
 # Another challenge's success counted for this one (``cover``): verified or approved.
-_CLOSE_COVERED = (
-    update(CHALLENGES)
+_CLOSE_COVERED = Prepared(
+        update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(
         state=bindparam("b_state"),
@@ -190,8 +197,8 @@ _CLOSE_COVERED = (
     )
 )
 _EXHAUSTED = C.attempts + 1 >= C.max_attempts  # rules.exhausted, in SQL
-_COUNT_ATTEMPT = (
-    update(CHALLENGES)
+_COUNT_ATTEMPT = Prepared(
+        update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(
         attempts=C.attempts + 1,
@@ -204,8 +211,8 @@ _COUNT_ATTEMPT = (
     .returning(C.attempts, C.max_attempts)
 )
 # A push answer: only while pending, unexpired and still waiting for that token.
-_CLOSE_ANSWERED = (
-    update(CHALLENGES)
+_CLOSE_ANSWERED = Prepared(
+        update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.state == ChallengeState.PENDING,
@@ -216,8 +223,8 @@ _CLOSE_ANSWERED = (
         state=bindparam("b_state"), reason=bindparam("b_reason"), completed_at=bindparam("b_now")
     )
 )
-_MARK_UNDELIVERABLE = (
-    update(CHALLENGES)
+_MARK_UNDELIVERABLE = Prepared(
+        update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.state == ChallengeState.PENDING,
@@ -228,8 +235,8 @@ _MARK_UNDELIVERABLE = (
     .returning(C.user_id, C.area, C.attempts, C.max_attempts)
 )
 # A passed step-up is spent once, by the action it was asked for, while still fresh.
-_USE_STEP_UP = (
-    update(CHALLENGES)
+_USE_STEP_UP = Prepared(
+        update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.user_id == bindparam("b_user"),
@@ -241,8 +248,8 @@ _USE_STEP_UP = (
     )
     .values(used_at=bindparam("b_now"))
 )
-_EXPIRE = (
-    update(CHALLENGES)
+_EXPIRE = Prepared(
+        update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.state == ChallengeState.PENDING,
@@ -258,7 +265,7 @@ _EXPIRE = (
 def protected_factors(conn: Connection, user_id: str, area: str) -> Protection:
     """Whether (user, area) is protected, its usable factors (oldest first) as snapshots a
     code can be checked against, whether any factor is locked, and the user's back-off."""
-    rows = conn.execute(_PROTECTED_FACTORS, {"b_user": user_id, "b_area": area}).all()
+    rows = _PROTECTED_FACTORS.all(conn, {"b_user": user_id, "b_area": area})
     if not rows or not rows[0].protected:
         return Protection(protected=False)
     first = rows[0]
@@ -290,7 +297,7 @@ def protected_factors(conn: Connection, user_id: str, area: str) -> Protection:
 
 def user_factors(conn: Connection, user_id: str) -> tuple[list[Factor], bool]:
     """The user's active factors (oldest first), and whether any factor is locked."""
-    rows = conn.execute(_USER_FACTORS, {"b_user": user_id}).all()
+    rows = _USER_FACTORS.all(conn, {"b_user": user_id})
     usable = [
         Factor(r.id, r.type, r.description, r.serial)
         for r in rows
@@ -301,7 +308,7 @@ def user_factors(conn: Connection, user_id: str) -> tuple[list[Factor], bool]:
 
 def get(conn: Connection, challenge_id: uuid.UUID) -> Challenge | None:
     """The challenge as a transient object (nothing is attached to a session)."""
-    row = conn.execute(_GET, {"b_challenge": challenge_id}).first()
+    row = _GET.first(conn, {"b_challenge": challenge_id})
     return None if row is None else Challenge(**row._asdict())
 
 
@@ -311,15 +318,15 @@ def snapshot(
     """The challenge, the factor ``token_id`` names (or the selected one) and the user's
     failure state, in one read."""
     if token_id is None:
-        row = conn.execute(_SNAPSHOT_SELECTED, {"b_challenge": challenge_id}).first()
+        row = _SNAPSHOT_SELECTED.first(conn, {"b_challenge": challenge_id})
     else:
-        row = conn.execute(
-            _SNAPSHOT_GIVEN, {"b_challenge": challenge_id, "b_token": token_id}
-        ).first()
+        row = _SNAPSHOT_GIVEN.first(
+            conn, {"b_challenge": challenge_id, "b_token": token_id}
+        )
     return None if row is None else _snapshot_of(row)
 
 
-def _snapshot_of(row: Row[Any]) -> ChallengeSnapshot:
+def _snapshot_of(row: Any) -> ChallengeSnapshot:
     token = (
         None
         if row.t_id is None
@@ -357,14 +364,14 @@ def _snapshot_of(row: Row[Any]) -> ChallengeSnapshot:
 
 
 def due(conn: Connection, now: datetime, limit: int) -> Sequence[Any]:
-    return conn.execute(_DUE, {"b_now": now, "b_limit": limit}).all()
+    return _DUE.all(conn, {"b_now": now, "b_limit": limit})
 
 
 # -- writes --------------------------------------------------------------------------------
 
 
 def insert(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(_INSERT, values)
+    _INSERT.rowcount(conn, {**_NO_VALUES, **values})
 
 
 def select_factor(
@@ -376,15 +383,15 @@ def select_factor(
 ) -> bool:
     params = {"b_challenge": challenge_id, "b_token": token.id, "b_type": token.type, "b_now": now}
     if expires_at is None:
-        return bool(conn.execute(_SELECT, params).rowcount == 1)
-    return bool(conn.execute(_SELECT_UNTIL, {**params, "b_expires": expires_at}).rowcount == 1)
+        return _SELECT.rowcount(conn, params) == 1
+    return _SELECT_UNTIL.rowcount(conn, {**params, "b_expires": expires_at}) == 1
 
 
 def close_verified(
     conn: Connection, challenge_id: uuid.UUID, token: TokenSnapshot, now: datetime
 ) -> bool:
     params = {"b_challenge": challenge_id, "b_token": token.id, "b_type": token.type, "b_now": now}
-    return bool(conn.execute(_CLOSE_VERIFIED, params).rowcount == 1)
+    return _CLOSE_VERIFIED.rowcount(conn, params) == 1
 
 
 def close_covered(
@@ -397,7 +404,7 @@ def close_covered(
 ) -> bool:
     params = {"b_challenge": challenge_id, "b_token": token_id, "b_type": token_type,
               "b_state": state, "b_now": now}
-    return bool(conn.execute(_CLOSE_COVERED, params).rowcount == 1)
+    return _CLOSE_COVERED.rowcount(conn, params) == 1
 
 
 def count_attempt(
@@ -406,7 +413,7 @@ def count_attempt(
     """One more wrong answer; the challenge fails when that uses up its attempts.
     (attempts, max_attempts) after it, or None if the challenge was closed meanwhile."""
     params = {"b_challenge": challenge_id, "b_token": token_id, "b_type": token_type, "b_now": now}
-    row = conn.execute(_COUNT_ATTEMPT, params).first()
+    row = _COUNT_ATTEMPT.first(conn, params)
     return None if row is None else (row.attempts, row.max_attempts)
 
 
@@ -426,18 +433,18 @@ def close_answered(
         "b_reason": reason,
         "b_now": now,
     }
-    return bool(conn.execute(_CLOSE_ANSWERED, params).rowcount == 1)
+    return _CLOSE_ANSWERED.rowcount(conn, params) == 1
 
 
 def mark_undeliverable(
     conn: Connection, challenge_id: uuid.UUID, token_id: uuid.UUID | None, now: datetime
-) -> Row[Any] | None:
+) -> Any | None:
     params = {"b_challenge": challenge_id, "b_token": token_id, "b_now": now}
-    return conn.execute(_MARK_UNDELIVERABLE, params).first()
+    return _MARK_UNDELIVERABLE.first(conn, params)
 
 
 def expire(conn: Connection, challenge_id: uuid.UUID, now: datetime) -> bool:
-    return bool(conn.execute(_EXPIRE, {"b_challenge": challenge_id, "b_now": now}).rowcount == 1)
+    return _EXPIRE.rowcount(conn, {"b_challenge": challenge_id, "b_now": now}) == 1
 
 
 def use_step_up(
@@ -458,4 +465,4 @@ def use_step_up(
         "b_now": now,
         "b_fresh_after": fresh_after,
     }
-    return bool(conn.execute(_USE_STEP_UP, params).rowcount == 1)
+    return _USE_STEP_UP.rowcount(conn, params) == 1

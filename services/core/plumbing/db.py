@@ -182,7 +182,13 @@ class _WriterQueue:
         conn.info[self.KEY] = True
         try:
             self._file_lock(fcntl.LOCK_EX)
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # On the cursor, as plumbing.prepared runs statements: exec_driver_sql's
+            # execution context costs more than the statement.
+            cursor = conn.connection.cursor()
+            try:
+                conn._cursor_execute(cursor, "BEGIN IMMEDIATE", ())
+            finally:
+                cursor.close()
         except BaseException:
             self._end(conn)
             raise

@@ -1,8 +1,9 @@
 """One unit of work per use case: the state change and its events commit together.
 
 Services call ``uow.emit(...)`` to add an event to the current transaction; ``commit()``
-writes every emitted event to the outbox in one INSERT … RETURNING (an ORM insert per
-event is costly on the login path) and commits it with the state change. Nothing is
+writes each emitted event to the outbox with a prepared INSERT … RETURNING (a unit of
+work emits one to three events, and an ORM or Core insert of them cost more than the
+login's other statements) and commits them with the state change. Nothing is
 published until that commit has succeeded, and a unit of work that is left without commit
 rolls back, events included, except those emitted with ``survive_rollback=True``: an alert
 about a refusal (an SMS cap tripped) must outlive the refusal it reports, so a rollback
@@ -17,7 +18,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.models import DispatchWatch, OutboxEvent
@@ -26,16 +27,23 @@ from services.core.plumbing.logs import current_correlation
 from services.core.plumbing.messaging.outbox import Dispatcher
 from services.core.plumbing.messaging.routes import WATCHED_COMMANDS
 from services.core.plumbing.metrics import observe_events
+from services.core.plumbing.prepared import Prepared
 from shared.envelope import EventData
 from shared.registry import new_event
 
 log = logging.getLogger(__name__)
 
-# Built once: a statement object keeps its compiled form and cache key between calls.
-_INSERT_OUTBOX = insert(OutboxEvent.__table__).returning(
-    OutboxEvent.__table__.c.seq, sort_by_parameter_order=True
+
+def _insert_all(table: Any, *columns: str) -> Any:
+    return insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+
+
+# One row per run: the sequence numbers come in the order the events were emitted.
+_INSERT_OUTBOX = Prepared(
+    _insert_all(OutboxEvent.__table__, "event_id", "type", "envelope", "created_at", "attempts")
+    .returning(OutboxEvent.__table__.c.seq)
 )
-_INSERT_WATCH = insert(DispatchWatch.__table__)
+_INSERT_WATCH = Prepared(_insert_all(DispatchWatch.__table__, "event_id", "due_at", "attempts"))
 
 
 class UnitOfWork:
@@ -95,21 +103,19 @@ class UnitOfWork:
             observe_events(committed)
 
     def _write_outbox(self) -> list[tuple[int, dict[str, Any]]]:
-        """One statement for all of this unit's events; sequence numbers in emit order."""
+        """This unit's events, in emit order, with their sequence numbers."""
         now = self.clock.now()
-        values = [
-            {"event_id": uuid.UUID(e["event_id"]), "type": e["type"], "envelope": e,
-             "created_at": now, "attempts": 0}
-            for e in self._pending
-        ]
-        result = self.session.connection().execute(_INSERT_OUTBOX, values)
-        watched = [
-            {"event_id": v["event_id"], "due_at": now + self._redispatch_after, "attempts": 0}
-            for v in values if v["type"] in WATCHED_COMMANDS
-        ]
-        if watched:  # the command's outcome is checked in the database later
-            self.session.connection().execute(_INSERT_WATCH, watched)
-        return [(seq, env) for (seq,), env in zip(result.all(), self._pending, strict=True)]
+        conn = self.session.connection()
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for envelope in self._pending:
+            event_id = uuid.UUID(envelope["event_id"])
+            values = {"event_id": event_id, "type": envelope["type"], "envelope": envelope,
+                      "created_at": now, "attempts": 0}
+            rows.append((int(_INSERT_OUTBOX.scalar(conn, values)), envelope))
+            if envelope["type"] in WATCHED_COMMANDS:  # its outcome is checked later
+                due = now + self._redispatch_after
+                _INSERT_WATCH.rowcount(conn, {"event_id": event_id, "due_at": due, "attempts": 0})
+        return rows
 
     def rollback(self) -> None:
         surviving, self._surviving = self._surviving, []

@@ -18,6 +18,7 @@ from services.core.factors.base import (
 )
 from services.core.factors.totp import otp
 from services.core.models import Token, TokenState
+from services.core.plumbing.prepared import Prepared
 from services.core.plumbing.qr import qr_data_uris
 from shared.types import TokenType
 
@@ -32,7 +33,7 @@ MAX_DRIFT_STEPS = 10
 T = Token.__table__.c
 # One compare-and-set takes the step and records the success: of two concurrent requests
 # with the same code one wins, and a step at or before the last accepted one is a replay.
-_TAKE_STEP = (
+_TAKE_STEP = Prepared(
     update(Token.__table__)
     .where(
         T.id == bindparam("b_token"),
@@ -92,7 +93,7 @@ class TotpFactor:
             "b_drift": step - current,
             "b_now": now,
         }
-        return conn.execute(_TAKE_STEP, params).rowcount == 1
+        return _TAKE_STEP.rowcount(conn, params) == 1
 
     def select(
         self, ctx: Context, uow: UnitOfWork, token: TokenSnapshot, challenge: ChallengeRef

@@ -29,6 +29,7 @@ success on the token row with ``SUCCESS_VALUES`` or ``token_succeeded``), then
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +37,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, bindparam, case, null, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -236,7 +236,11 @@ def _count_token_failure(policy: ThrottlePolicy) -> Prepared:
 
 @lru_cache(maxsize=8)
 def _count_user_failure(policy: UserPolicy, dialect_name: str) -> Prepared:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    # The dialect's module by name, so that a process never loads the one of a database it
+    # does not use (importing PostgreSQL's, with its catalog types, costs every SQLite process
+    # memory for nothing).
+    dialect = importlib.import_module(
+        f"sqlalchemy.dialects.{'postgresql' if dialect_name == 'postgresql' else 'sqlite'}")
     count = P.failures + 1
     insert = dialect.insert(PROFILES).values(
         user_id=bindparam("b_user"),

@@ -63,6 +63,12 @@ def main() -> None:
         rss = ", ".join(f"{v:.1f}" for v in procs.rss_mb(tag).values())
         files = ", ".join(f"{v:.1f}" for v in procs.file_backed_mb(tag).values())
         print(f"  API RSS MiB (master first, then workers): {rss}; of which file-backed: {files}", flush=True)
+        # How evenly the processes shared the connections: one that got every keep-alive
+        # connection leaves the others idle.
+        shares = [round(sum(p.cpu_times()[:2]), 1) for p in procs.tree(tag)[1:]
+                  if "resource_tracker" not in " ".join(p.cmdline())]
+        if len(shares) > 1:
+            print(f"  API CPU seconds per worker process: {shares}", flush=True)
     finally:
         tw.stop()
         procs.stop_all()

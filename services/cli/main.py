@@ -96,7 +96,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from services.cli import serve
 
     settings = _settings()
     _logging(settings)
@@ -106,17 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             logging.getLogger("twofa.serve").warning(
                 "%d API processes on SQLite: they all queue for its one writer lock; one process "
                 "needs less CPU per login (docs/operations.md, Scaling)", args.workers)
-    uvicorn.run(
-        "services.api.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's lines go through twofa's handler (JSON in production)
-    )
+    serve.run(args.host, args.port, args.workers, settings.log_level.lower())
     return 0
 
 

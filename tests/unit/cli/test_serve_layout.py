@@ -6,15 +6,16 @@ import argparse
 import logging
 
 import pytest
-import uvicorn
 
 from services.cli import main
+from services.cli import serve as serving
 
 
 @pytest.fixture
 def served(monkeypatch, tmp_path):
     calls: list[dict[str, object]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    monkeypatch.setattr(serving, "run", lambda host, port, workers, level: calls.append(
+        {"workers": workers}))
     monkeypatch.setattr(main, "_logging", lambda settings: None)
     monkeypatch.setenv("TWOFA_ENV", "dev")
     monkeypatch.setenv("TWOFA_VAR_DIR", str(tmp_path))

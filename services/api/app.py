@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -30,6 +29,7 @@ from services.api.routes import (
 )
 from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
+from services.core.plumbing.gc_pauses import freeze_startup_heap
 from services.core.plumbing.settings import Settings
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
         # What startup built (modules, routes, schemas, models) lives as long as the process:
         # frozen, it is left out of every garbage collection, which then traverses only what
         # requests allocated instead of the whole heap.
-        gc.freeze()
+        freeze_startup_heap()
         yield
         close = getattr(ctx.dispatcher, "close", None)
         if callable(close):

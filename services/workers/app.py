@@ -7,7 +7,6 @@ connection is shared across processes.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from typing import Any
@@ -17,6 +16,7 @@ from celery.signals import worker_ready
 
 from services.core.bootstrap import build_context
 from services.core.plumbing.context import Context
+from services.core.plumbing.gc_pauses import freeze_startup_heap
 from services.core.plumbing.messaging.celery_config import PromptAmqp, celery_config
 from services.core.plumbing.messaging.routes import QUEUES
 from services.core.plumbing.settings import Settings
@@ -62,7 +62,7 @@ def configure(settings: Settings, *, ctx: Context | None = None,
 def _freeze_startup_heap(**_: Any) -> None:
     """What the worker built before taking messages lives as long as the process: frozen,
     it is left out of every garbage collection (as in the API)."""
-    gc.freeze()
+    freeze_startup_heap()
 
 
 def visibility_timeout(settings: Settings) -> int:

@@ -12,6 +12,7 @@ import threading
 import time
 
 from services.core.bootstrap import build_context
+from services.core.plumbing.gc_pauses import freeze_startup_heap
 from services.core.plumbing.messaging.celery_config import make_celery
 from services.core.plumbing.messaging.outbox import relay_once
 from services.core.plumbing.messaging.routes import EXPIRY_SWEEP, WEBHOOKS_SWEEP
@@ -28,6 +29,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     publisher = ctx.publisher
     scheduler = make_celery(settings, "twofa-scheduler")
     next_sweep = 0.0
+    freeze_startup_heap()  # as in the API and the workers
     log.info("relay started")
     while not stop.is_set():
         try:

@@ -31,6 +31,27 @@ def api_processes(master: int) -> list[psutil.Process]:
     return found
 
 
+def listening(stack: Stack, master: int, processes: int = 2, seconds: float = 60) -> None:
+    """Until ``processes`` API processes each listen on the port (a new one does so only
+    once it has imported the app)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        ready = [p for p in api_processes(master)
+                 if any(c.status == psutil.CONN_LISTEN and c.laddr.port == stack.port
+                        for c in _connections(p))]
+        if len(ready) >= processes:
+            return
+        assert time.monotonic() < deadline, stack.log_text()
+        time.sleep(0.2)
+
+
+def _connections(p: psutil.Process) -> list[object]:
+    try:
+        return list(p.net_connections(kind="tcp"))
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return []
+
+
 def serving(stack: Stack, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -73,8 +94,7 @@ def test_two_processes_share_one_clients_connections_and_a_killed_one_comes_back
     master = stack.spawn("api", "serve", "--port", str(stack.port), "--workers", "2").pid
     try:
         serving(stack)
-        while len(api_processes(master)) < 2:
-            time.sleep(0.1)
+        listening(stack, master)
         shares = connections_per_process(stack, master)
         assert len(shares) == 2 and sum(shares.values()) == CONNECTIONS
         assert all(n > 0 for n in shares.values()), shares
@@ -85,8 +105,8 @@ def test_two_processes_share_one_clients_connections_and_a_killed_one_comes_back
         while {p.pid for p in api_processes(master)} & {victim} or len(api_processes(master)) < 2:
             assert time.monotonic() < deadline, stack.log_text()
             time.sleep(0.2)
+        listening(stack, master)
         serving(stack)
-        time.sleep(1)  # the new process's socket is listening once it answers its supervisor
         shares = connections_per_process(stack, master)
         assert victim not in shares and all(n > 0 for n in shares.values()), shares
     finally:

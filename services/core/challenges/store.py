@@ -28,7 +28,7 @@ from services.core.models import (
     TokenState,
     UserProfile,
 )
-from services.core.plumbing.prepared import Prepared
+from services.core.plumbing.prepared import Prepared, insert_named
 
 C, T, P, A = (
     Challenge.__table__.c,
@@ -49,7 +49,7 @@ CHALLENGES, TOKENS, PROFILES, AREAS = (
 # user without tokens gives one row with NULL token columns) and the user's failure state:
 # everything a challenge's creation, or a login in one request, decides from.
 _PROTECTED_FACTORS = Prepared(
-        select(
+    select(
         A.protected,
         T.id,
         T.user_id,
@@ -75,7 +75,7 @@ _PROTECTED_FACTORS = Prepared(
 )
 # Every active and locked token of a user: the factors a step-up may be answered with.
 _USER_FACTORS = Prepared(
-        select(T.id, T.type, T.description, T.state, T.serial)
+    select(T.id, T.type, T.description, T.state, T.serial)
     .where(
         T.user_id == bindparam("b_user"),
         T.state.in_((TokenState.ACTIVE, TokenState.LOCKED)),
@@ -143,7 +143,7 @@ def _snapshot_query(token_column: Any) -> Any:
 _SNAPSHOT_GIVEN = Prepared(_snapshot_query(bindparam("b_token")))  # the request names the factor
 _SNAPSHOT_SELECTED = Prepared(_snapshot_query(C.token_id))  # the factor selected earlier
 _DUE = Prepared(
-        select(C.id, C.user_id, C.area, C.token_type)
+    select(C.id, C.user_id, C.area, C.token_type)
     .where(C.state == ChallengeState.PENDING, C.expires_at <= bindparam("b_now"))
     .order_by(C.expires_at)
     .limit(bindparam("b_limit"))
@@ -152,9 +152,7 @@ _DUE = Prepared(
 # -- writes --------------------------------------------------------------------------------
 
 # Every column named: a new challenge's row gives each one (None for those it leaves empty).
-_INSERT = Prepared(
-    CHALLENGES.insert().values({c.key: bindparam(c.key, type_=c.type) for c in CHALLENGES.c})
-)
+_INSERT = Prepared(insert_named(CHALLENGES))
 _NO_VALUES = dict.fromkeys(c.key for c in CHALLENGES.c)
 # Read before the write lock: the challenge must still be pending and unexpired, and still
 # have this factor or none selected.
@@ -176,7 +174,7 @@ _SELECT_STATEMENT = (
 _SELECT = Prepared(_SELECT_STATEMENT)
 _SELECT_UNTIL = Prepared(_SELECT_STATEMENT.values(expires_at=bindparam("b_expires")))
 _CLOSE_VERIFIED = Prepared(
-        update(CHALLENGES)
+    update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(
         state=ChallengeState.VERIFIED,
@@ -187,7 +185,7 @@ _CLOSE_VERIFIED = Prepared(
 )
 # Another challenge's success counted for this one (``cover``): verified or approved.
 _CLOSE_COVERED = Prepared(
-        update(CHALLENGES)
+    update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(
         state=bindparam("b_state"),
@@ -198,7 +196,7 @@ _CLOSE_COVERED = Prepared(
 )
 _EXHAUSTED = C.attempts + 1 >= C.max_attempts  # rules.exhausted, in SQL
 _COUNT_ATTEMPT = Prepared(
-        update(CHALLENGES)
+    update(CHALLENGES)
     .where(_STILL_OPEN)
     .values(
         attempts=C.attempts + 1,
@@ -212,7 +210,7 @@ _COUNT_ATTEMPT = Prepared(
 )
 # A push answer: only while pending, unexpired and still waiting for that token.
 _CLOSE_ANSWERED = Prepared(
-        update(CHALLENGES)
+    update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.state == ChallengeState.PENDING,
@@ -224,7 +222,7 @@ _CLOSE_ANSWERED = Prepared(
     )
 )
 _MARK_UNDELIVERABLE = Prepared(
-        update(CHALLENGES)
+    update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.state == ChallengeState.PENDING,
@@ -236,7 +234,7 @@ _MARK_UNDELIVERABLE = Prepared(
 )
 # A passed step-up is spent once, by the action it was asked for, while still fresh.
 _USE_STEP_UP = Prepared(
-        update(CHALLENGES)
+    update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.user_id == bindparam("b_user"),
@@ -249,7 +247,7 @@ _USE_STEP_UP = Prepared(
     .values(used_at=bindparam("b_now"))
 )
 _EXPIRE = Prepared(
-        update(CHALLENGES)
+    update(CHALLENGES)
     .where(
         C.id == bindparam("b_challenge"),
         C.state == ChallengeState.PENDING,

@@ -21,6 +21,7 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Insert, Table, bindparam, insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
@@ -142,3 +143,11 @@ class Prepared:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+
+def insert_named(table: Table, *columns: str) -> Insert:
+    """An INSERT of ``columns`` (every column when none is named), each value a bind
+    parameter named after its column and typed like it, so that every run of the Prepared
+    statement gives the same columns by name."""
+    names = columns or tuple(c.key for c in table.c)
+    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names})

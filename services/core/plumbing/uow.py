@@ -18,7 +18,6 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.models import DispatchWatch, OutboxEvent
@@ -27,23 +26,19 @@ from services.core.plumbing.logs import current_correlation
 from services.core.plumbing.messaging.outbox import Dispatcher
 from services.core.plumbing.messaging.routes import WATCHED_COMMANDS
 from services.core.plumbing.metrics import observe_events
-from services.core.plumbing.prepared import Prepared
+from services.core.plumbing.prepared import Prepared, insert_named
 from shared.envelope import EventData
 from shared.registry import new_event
 
 log = logging.getLogger(__name__)
 
 
-def _insert_all(table: Any, *columns: str) -> Any:
-    return insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
-
-
 # One row per run: the sequence numbers come in the order the events were emitted.
 _INSERT_OUTBOX = Prepared(
-    _insert_all(OutboxEvent.__table__, "event_id", "type", "envelope", "created_at", "attempts")
+    insert_named(OutboxEvent.__table__, "event_id", "type", "envelope", "created_at", "attempts")
     .returning(OutboxEvent.__table__.c.seq)
 )
-_INSERT_WATCH = Prepared(_insert_all(DispatchWatch.__table__, "event_id", "due_at", "attempts"))
+_INSERT_WATCH = Prepared(insert_named(DispatchWatch.__table__, "event_id", "due_at", "attempts"))
 
 
 class UnitOfWork:

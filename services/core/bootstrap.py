@@ -48,7 +48,7 @@ def build_context(
         publisher = CeleryPublisher(make_celery(settings, "twofa-publisher"))
         broker_probe = broker_check(settings)
     dispatcher: Dispatcher = (
-        BackgroundDispatcher(publisher, sessions, clock, PublishedMarker(sessions, clock))
+        BackgroundDispatcher(publisher, sessions, clock)
         if background
         else InlineDispatcher(publisher, sessions, clock,
                               PublishedMarker(sessions, clock) if batch_marks else None)

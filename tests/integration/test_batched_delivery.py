@@ -3,9 +3,6 @@ transaction for many events, with the chain exactly as if they had come one by o
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
 import uuid
 from typing import Any
 
@@ -15,7 +12,6 @@ from services.core.audit import chain, service
 from services.core.audit.verify import verify_chain
 from services.core.plumbing.context import Context
 from services.core.plumbing.db import read_only
-from services.core.plumbing.batching import take_batch
 from services.core.plumbing.messaging.publisher import CeleryPublisher
 from services.core.plumbing.messaging.routes import AUDIT_APPEND_MANY, AUDIT_BATCH_MAX, SMS_SEND
 from services.core.models import AuditEntry
@@ -86,27 +82,3 @@ def test_publisher_sends_commands_one_by_one_first_and_the_audit_copy_in_batches
     assert batches[0] + batches[1] == events  # every event, in order
     # no copy of the events in the message headers (Celery's argsrepr)
     assert [m["argsrepr"] for m in app.sent] == ["<sms.requested>", f"<{AUDIT_BATCH_MAX} events>", "<1 events>"]
-
-
-def test_take_batch_lingers_for_audit_only_events_but_not_for_a_command():
-    q: queue.Queue[str | None] = queue.Queue()
-    urgent = lambda item: item.startswith("sms")  # noqa: E731
-
-    def feed(items: list[str], delay: float) -> None:
-        for item in items:
-            time.sleep(delay)
-            q.put(item)
-
-    q.put("a1")
-    threading.Thread(target=feed, args=(["a2", "a3"], 0.01)).start()
-    batch, stop = take_batch(q, 10, linger=0.2, urgent=urgent)
-    assert batch == ["a1", "a2", "a3"] and not stop  # waited for company
-
-    q.put("sms1")
-    q.put("a4")
-    started = time.monotonic()
-    threading.Thread(target=feed, args=(["late"], 0.1)).start()
-    batch, _ = take_batch(q, 10, linger=1.0, urgent=urgent)
-    assert batch == ["sms1", "a4"]  # what was queued, without waiting
-    assert time.monotonic() - started < 0.09
-    assert take_batch(q, 10, linger=0.0, urgent=urgent)[0] == ["late"]

@@ -11,7 +11,7 @@ An idle process (batches of one) never lingers, so it adds no latency.
 If a batch fails, each of its items is run again on its own, so one bad item (a constraint
 violation, a row another process holds) fails only its own caller.
 
-``take_batch`` is the draining step, shared with the outbox's publishing and marking threads.
+``take_batch`` is the draining step, shared with the outbox's marking thread.
 """
 
 from __future__ import annotations
@@ -36,33 +36,25 @@ class ItemSource(Protocol[T_co]):
 
     def get(self, block: bool = True, timeout: float | None = None) -> T_co: ...
 
-    def get_nowait(self) -> T_co: ...
 
-
-def take_batch(
-    q: ItemSource[T | None], max_batch: int, linger: float,
-    urgent: Callable[[T], bool] | None = None,
-) -> tuple[list[T], bool]:
+def take_batch(q: ItemSource[T | None], max_batch: int, linger: float) -> tuple[list[T], bool]:
     """Block for one item, then take what arrives within ``linger`` s (at most ``max_batch``).
 
-    An ``urgent`` item ends the lingering: the batch then takes only what is queued already.
     Returns the batch and whether the stop sentinel (None) was seen.
     """
     first = q.get()
     if first is None:
         return [], True
     batch: list[T] = [first]
-    hurry = urgent is not None and urgent(first)
     deadline = time.monotonic() + linger
     while len(batch) < max_batch:
         try:
-            item = q.get_nowait() if hurry else q.get(timeout=max(0.0, deadline - time.monotonic()))
+            item = q.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return batch, False
         if item is None:
             return batch, True
         batch.append(item)
-        hurry = hurry or (urgent is not None and urgent(item))
     return batch, False
 
 

@@ -1,4 +1,4 @@
-"""The batching both outbox threads use: block for one, take what follows, stop on None."""
+"""The batching the outbox's marking thread and the Batcher use: block for one, take what follows, stop on None."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import atexit
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -139,39 +140,73 @@ class BackgroundDispatcher:
     step kept it thousands of events behind under load. An event with another
     consumer (an SMS or a push to send) is published at once, with whatever is queued.
 
-    ``marker``: mark published rows in batches (API processes: a write transaction per
-    published batch competed with the requests for SQLite's write lock).
+    The thread marks each batch it published in one UPDATE, itself. ``dispatch`` wakes it
+    only when a batch starts (the first row after an empty buffer) or for a command; rows
+    that join a lingering batch are appended without a wake-up, since each wake-up of a
+    thread costs the calling thread (the API's event loop) a hand-off of the GIL. Pending
+    rows are flushed by ``close()``, which also runs at interpreter exit.
     """
 
     def __init__(self, publisher: Publisher, sessions: sessionmaker[Session], clock: Clock,
-                 marker: PublishedMarker | None = None, *, linger: float = 0.02) -> None:
+                 *, linger: float = 0.02, max_batch: int = 500) -> None:
         self._publisher, self._sessions, self._clock = publisher, sessions, clock
-        self._marker, self._linger = marker, linger
-        self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue()
+        self._linger, self._max_batch = linger, max_batch
+        self._wake = threading.Condition(threading.Lock())
+        self._rows: list[tuple[int, dict[str, Any]]] = []
+        self._started = 0.0  # when the first row of the pending batch arrived
+        self._hurry = False  # the pending batch holds a command, or is full
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="outbox-dispatch", daemon=True)
         self._thread.start()
+        atexit.register(self.close)
 
     def dispatch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        for row in rows:
-            self._queue.put(row)
+        if not rows:
+            return
+        with self._wake:
+            starts = not self._rows
+            if starts:
+                self._started = time.monotonic()
+            self._rows.extend(rows)
+            hurry = not self._hurry and (
+                len(self._rows) >= self._max_batch or any(map(_has_command, rows)))
+            if hurry:
+                self._hurry = True
+            if starts or hurry:
+                self._wake.notify()
 
     def close(self, timeout: float = 5.0) -> None:
-        self._queue.put(None)
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
         self._thread.join(timeout)
-        if self._marker is not None:
-            self._marker.close(timeout)
 
     def _run(self) -> None:
         while True:
-            batch, stop = take_batch(self._queue, 500, self._linger, urgent=_has_command)
+            batch, stop = self._take()
             if batch:
                 self._flush(batch)
             if stop:
                 return
 
+    def _take(self) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+        """Wait for a batch to start, linger for company, take it (at most ``max_batch``)."""
+        with self._wake:
+            while not self._rows and not self._closing:
+                self._wake.wait()
+            while not (self._hurry or self._closing):
+                left = self._started + self._linger - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
+            batch, self._rows = self._rows[:self._max_batch], self._rows[self._max_batch:]
+            self._started = time.monotonic()
+            self._hurry = len(self._rows) >= self._max_batch or any(map(_has_command, self._rows))
+            return batch, self._closing and not self._rows
+
     def _flush(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         try:
-            publish_rows(batch, self._publisher, self._sessions, self._clock, self._marker)
+            publish_rows(batch, self._publisher, self._sessions, self._clock)
         except Exception:  # never let the thread die; the relay covers the rows
             log.exception("outbox dispatch failed")
 

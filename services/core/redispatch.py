@@ -21,7 +21,9 @@ database, so the expiry sweep asks it, every second, in bounded batches:
 Several sweepers at once: on PostgreSQL due rows are taken ``FOR UPDATE SKIP LOCKED`` and
 the cursor row is locked (a sweeper that finds it locked skips the audit walk); SQLite
 serialises writers anyway. Copies are published after the commit, so a lock is never
-held across a broker call; a copy the broker refuses is simply due again later.
+held across a broker call; a copy the broker refuses is simply due again later. Each pass
+reads first, on a connection that takes no lock, and opens its write transaction (where it
+reads again) only when something is due: the sweep runs every second, mostly idle.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from services.core.models import (
     SmsDelivery,
 )
 from services.core.plumbing.clock import as_utc
+from services.core.plumbing.db import read_only
 from services.core.plumbing.messaging.publisher import PublishError
 from services.core.plumbing.metrics import REDISPATCHED
 
@@ -66,7 +69,7 @@ BACKOFF_CAP = 64
 AUDIT_CURSOR = "audit"
 AUDIT_WALK_BATCH, AUDIT_WALK_ROUNDS = 1000, 10  # rows read per query, queries per sweep
 
-W, OUT = DispatchWatch.__table__, OutboxEvent.__table__
+W, OUT, R = DispatchWatch.__table__, OutboxEvent.__table__, ReconcileCursor.__table__
 Verdict = Literal["drop", "later", "send"]
 
 
@@ -107,6 +110,9 @@ def defer(ctx: Context, event_id: uuid.UUID, seconds: float) -> None:
 
 def redispatch_commands(ctx: Context) -> int:
     settings, now = ctx.settings, ctx.clock.now()
+    with read_only(ctx.engine) as conn:
+        if conn.execute(select(W.c.event_id).where(W.c.due_at <= now).limit(1)).first() is None:
+            return 0
     copies: list[dict[str, Any]] = []
     with ctx.engine.begin() as conn:
         query = (
@@ -227,29 +233,20 @@ def _push_verdicts(conn: Connection, due: list[_Due],
 def redispatch_audit(ctx: Context) -> int:
     settings, now = ctx.settings, ctx.clock.now()
     bound = settings.audit_redispatch_after_seconds
+    with read_only(ctx.engine) as conn:
+        seen = int(conn.execute(select(R.c.seq).where(R.c.name == AUDIT_CURSOR)).scalar() or 0)
+        moved_to, resend = _walk_from(conn, seen, now, bound)
+        if moved_to == seen and not resend:
+            return 0  # the cursor stays and nothing is due: no write transaction
     with ctx.engine.begin() as conn:
         cursor = _lock_cursor(conn)
         if cursor is None:
             return 0  # another sweeper walks the chain right now
-        moved_to, resend = cursor, list[int]()
-        for _ in range(AUDIT_WALK_ROUNDS):
-            rows = conn.execute(
-                select(OUT.c.seq, OUT.c.created_at, OUT.c.published_at, OUT.c.attempts,
-                       AuditEntry.__table__.c.event_id.is_not(None).label("in_chain"))
-                .select_from(OUT.outerjoin(AuditEntry.__table__,
-                                         AuditEntry.__table__.c.event_id == OUT.c.event_id))
-                .where(OUT.c.seq > moved_to)
-                .order_by(OUT.c.seq)
-                .limit(AUDIT_WALK_BATCH)
-            ).all()
-            moved_to, stopped = _walk(rows, moved_to, now, bound, resend)
-            if stopped or len(rows) < AUDIT_WALK_BATCH:
-                break
+        # Walked again under the cursor's lock: the read above may be stale by now.
+        moved_to, resend = _walk_from(conn, cursor, now, bound)
         resend = resend[:settings.redispatch_batch_size]
         if moved_to != cursor:
-            conn.execute(update(ReconcileCursor.__table__)
-                         .where(ReconcileCursor.__table__.c.name == AUDIT_CURSOR)
-                         .values(seq=moved_to))
+            conn.execute(update(R).where(R.c.name == AUDIT_CURSOR).values(seq=moved_to))
         copies: list[dict[str, Any]] = []
         if resend:
             copies = list(conn.execute(
@@ -257,6 +254,26 @@ def redispatch_audit(ctx: Context) -> int:
             conn.execute(update(OUT).where(OUT.c.seq.in_(resend))
                          .values(published_at=now, attempts=OUT.c.attempts + 1))
     return _publish(ctx, copies, audit=True)
+
+
+def _walk_from(conn: Connection, cursor: int, now: datetime,
+               bound: float) -> tuple[int, list[int]]:
+    """Where the cursor may move to from ``cursor``, and the rows due for a copy."""
+    moved_to, resend = cursor, list[int]()
+    for _ in range(AUDIT_WALK_ROUNDS):
+        rows = conn.execute(
+            select(OUT.c.seq, OUT.c.created_at, OUT.c.published_at, OUT.c.attempts,
+                   AuditEntry.__table__.c.event_id.is_not(None).label("in_chain"))
+            .select_from(OUT.outerjoin(AuditEntry.__table__,
+                                     AuditEntry.__table__.c.event_id == OUT.c.event_id))
+            .where(OUT.c.seq > moved_to)
+            .order_by(OUT.c.seq)
+            .limit(AUDIT_WALK_BATCH)
+        ).all()
+        moved_to, stopped = _walk(rows, moved_to, now, bound, resend)
+        if stopped or len(rows) < AUDIT_WALK_BATCH:
+            break
+    return moved_to, resend
 
 
 def _walk(rows: Sequence[Row[Any]], cursor: int, now: datetime, bound: float,
@@ -287,7 +304,6 @@ def _walk(rows: Sequence[Row[Any]], cursor: int, now: datetime, bound: float,
 
 
 def _lock_cursor(conn: Connection) -> int | None:
-    R = ReconcileCursor.__table__
     query = select(R.c.seq).where(R.c.name == AUDIT_CURSOR)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)

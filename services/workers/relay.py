@@ -26,7 +26,6 @@ SWEEP_EVERY_SECONDS = 1.0
 
 def run(settings: Settings, stop: threading.Event) -> None:
     ctx = build_context(settings, background=False)
-    publisher = ctx.publisher
     scheduler = make_celery(settings, "twofa-scheduler")
     next_sweep = 0.0
     freeze_startup_heap()  # as in the API and the workers
@@ -34,9 +33,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             sent = relay_once(
-                ctx.sessions,
-                publisher,
-                ctx.clock,
+                ctx,
                 grace_seconds=settings.relay_grace_seconds,
                 batch_size=settings.relay_batch_size,
             )

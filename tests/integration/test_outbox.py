@@ -40,12 +40,12 @@ def test_broker_down_requests_succeed_and_relay_delivers_each_event_once(
 
     # still down: the relay tries, nothing is lost, nothing is marked
     clock.advance(10)
-    assert relay_once(ctx.sessions, publisher, clock, grace_seconds=5, batch_size=2) == 0
+    assert relay_once(ctx, grace_seconds=5, batch_size=2) == 0
     assert unpublished(ctx) == 5
 
     publisher.down = False
     sent = 0
-    while (n := relay_once(ctx.sessions, publisher, clock, grace_seconds=5, batch_size=2)):
+    while (n := relay_once(ctx, grace_seconds=5, batch_size=2)):
         assert n <= 2  # bounded batches
         sent += n
     assert sent == 5 and unpublished(ctx) == 0
@@ -63,9 +63,9 @@ def test_relay_leaves_fresh_rows_to_the_dispatcher(ctx: Context, api, enroll_hea
     publisher.down = True
     enroll(api, enroll_headers, "alice")
     publisher.down = False
-    assert relay_once(ctx.sessions, publisher, clock, grace_seconds=5, batch_size=10) == 0
+    assert relay_once(ctx, grace_seconds=5, batch_size=10) == 0
     clock.advance(6)
-    assert relay_once(ctx.sessions, publisher, clock, grace_seconds=5, batch_size=10) == 1
+    assert relay_once(ctx, grace_seconds=5, batch_size=10) == 1
 
 
 def test_a_failed_use_case_writes_no_event(ctx: Context, api, enroll_headers, publisher):

@@ -370,7 +370,13 @@ def mark_undeliverable(
 
 def expire_due(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
     """Move pending challenges past their expiry to expired, each exactly once: a bounded
-    sweep of at most ``max_batches`` units of work of ``batch`` challenges."""
+    sweep of at most ``max_batches`` units of work of ``batch`` challenges.
+
+    It reads first: the sweep runs every second, and a write transaction even when
+    nothing is due would take the write lock (on SQLite, every process's) each time."""
+    with read_only(ctx.engine) as conn:
+        if not store.due(conn, ctx.clock.now(), 1):
+            return 0
     total = 0
     for _ in range(max_batches):
         pushes = 0

@@ -18,6 +18,7 @@ from services.core.errors import Conflict, Gone, NotFound, Unprocessable
 from services.core.factors.base import EnrollRequest, factor_for, factor_types
 from services.core.models import Token, TokenState
 from services.core.plumbing.clock import as_utc
+from services.core.plumbing.db import read_only
 from services.core.tokens import lifecycle
 from services.core.tokens.verification import check_token_code
 from shared.envelope import EventData
@@ -238,7 +239,11 @@ def expire_enrollments(ctx: Context, batch: int = 500, max_batches: int = 20) ->
     """Remove enrollments abandoned past their expiry (``TWOFA_ENROLLMENT_TTL_SECONDS``
     after they started), each with a ``token.deleted`` event of
     reason ``enrollment_expired``: a bounded sweep like the challenges' one. Correctness
-    does not wait for it: every enrollment step checks the expiry itself."""
+    does not wait for it: every enrollment step checks the expiry itself. Reads first,
+    as the challenges' sweep does."""
+    with read_only(ctx.engine) as conn:
+        if not conn.execute(_DUE_ENROLLMENTS, {"b_now": ctx.clock.now(), "b_limit": 1}).first():
+            return 0
     total = 0
     for _ in range(max_batches):
         with ctx.uow() as uow:

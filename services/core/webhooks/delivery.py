@@ -25,7 +25,7 @@ from sqlalchemy import func, or_, select, update
 from services.core.models import AuditCheckpoint, AuditEntry, SubscriptionState, WebhookSubscription
 from services.core.plumbing.clock import as_utc
 from services.core.plumbing.context import Context
-from services.core.plumbing.db import affected_rows
+from services.core.plumbing.db import affected_rows, read_only
 from services.core.webhooks import payloads, signing
 from services.core.webhooks.poster import Poster
 from shared.events.webhook import WebhookDisabled
@@ -51,13 +51,15 @@ def backoff_seconds(failures: int, cap: float) -> float:
 
 
 def due(ctx: Context, now: datetime) -> list[uuid.UUID]:
-    """Active subscriptions with something to deliver, not held, not backing off."""
-    with ctx.sessions() as session:
-        head = session.scalar(select(func.max(AuditEntry.position))) or 0
-        last_cp = session.scalar(select(func.max(AuditCheckpoint.id))) or 0
+    """Active subscriptions with something to deliver, not held, not backing off. Read
+    without a transaction (the sweep runs every second; each delivery claims its
+    subscription with a compare-and-set)."""
+    with read_only(ctx.engine) as conn:
+        head = conn.scalar(select(func.max(AuditEntry.position))) or 0
+        last_cp = conn.scalar(select(func.max(AuditCheckpoint.id))) or 0
         sub = WebhookSubscription
         return list(
-            session.scalars(
+            conn.scalars(
                 select(sub.id).where(
                     sub.state == SubscriptionState.ACTIVE,
                     or_(sub.cursor < head, sub.checkpoint_cursor < last_cp),

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,8 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.core.models import OutboxEvent
 from services.core.plumbing.batching import take_batch
 from services.core.plumbing.clock import Clock
+from services.core.plumbing.db import read_only
 from services.core.plumbing.messaging.publisher import Publisher, PublishError
 from services.core.plumbing.messaging.routes import commands
+
+if TYPE_CHECKING:
+    from services.core.plumbing.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -215,23 +219,23 @@ def _has_command(row: tuple[int, dict[str, Any]]) -> bool:
     return bool(commands(row[1]["type"]))
 
 
-def relay_once(
-    sessions: sessionmaker[Session],
-    publisher: Publisher,
-    clock: Clock,
-    *,
-    grace_seconds: float,
-    batch_size: int,
-) -> int:
-    """Republish rows left unpublished for longer than ``grace_seconds``, oldest first."""
-    cutoff: datetime = clock.now() - timedelta(seconds=grace_seconds)
-    with sessions() as session:
-        query = (
-            select(OutboxEvent.seq, OutboxEvent.envelope)
-            .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
-            .order_by(OutboxEvent.seq)
-            .limit(batch_size)
-        )
+def relay_once(ctx: Context, *, grace_seconds: float, batch_size: int) -> int:
+    """Republish rows left unpublished for longer than ``grace_seconds``, oldest first.
+
+    Reads first: the relay runs every ``relay_interval_seconds``, and a write transaction
+    when nothing is owed would take the write lock (on SQLite, every process's) each time.
+    """
+    cutoff: datetime = ctx.clock.now() - timedelta(seconds=grace_seconds)
+    owed = (
+        select(OutboxEvent.seq, OutboxEvent.envelope)
+        .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
+        .order_by(OutboxEvent.seq)
+    )
+    with read_only(ctx.engine) as conn:
+        if conn.execute(owed.limit(1)).first() is None:
+            return 0
+    with ctx.sessions() as session:
+        query = owed.limit(batch_size)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = [(seq, env) for seq, env in session.execute(query)]
@@ -243,4 +247,4 @@ def relay_once(
             .values(attempts=OutboxEvent.attempts + 1)
         )
         session.commit()
-    return publish_rows(rows, publisher, sessions, clock)
+    return publish_rows(rows, ctx.publisher, ctx.sessions, ctx.clock)

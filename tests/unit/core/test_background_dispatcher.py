@@ -1,5 +1,5 @@
-"""The API's publishing thread: one publish and one UPDATE per batch, commands at once,
-nothing marked when the broker refuses, and what is pending flushed by close()."""
+"""The API's publishing thread: one publish per batch and at most one UPDATE, commands at
+once, nothing marked when the broker refuses, and what is pending flushed by close()."""
 
 from __future__ import annotations
 
@@ -117,6 +117,18 @@ def test_a_command_goes_out_at_once_with_what_is_pending(ctx, clock, updates):
     assert publisher.batches == [[AUDIT_ONLY, AUDIT_ONLY, COMMAND]]
     assert len(updates) == 1
     dispatcher.close()
+
+
+def test_batches_published_close_together_are_marked_in_one_update(ctx, clock, updates):
+    publisher = BatchRecorder()
+    dispatcher = BackgroundDispatcher(publisher, ctx.sessions, clock, linger=0.0, mark_every=60)
+    dispatcher.dispatch(committed(ctx, clock, COMMAND))
+    wait_for(lambda: len(publisher.batches) == 1)
+    dispatcher.dispatch(committed(ctx, clock, AUDIT_ONLY))
+    wait_for(lambda: len(publisher.batches) == 2)
+    assert updates == [] and unpublished(ctx) == 2  # not yet: within mark_every
+    dispatcher.close()  # marks what is pending
+    assert len(updates) == 1 and unpublished(ctx) == 0
 
 
 def test_a_refused_batch_is_left_to_the_relay_and_the_thread_goes_on(ctx, clock, updates):

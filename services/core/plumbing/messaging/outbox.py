@@ -38,19 +38,24 @@ class Dispatcher(Protocol):
     def dispatch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None: ...
 
 
+class Marker(Protocol):
+    """Marks published rows later, many publishes' rows in one UPDATE."""
+
+    def mark(self, seqs: Sequence[int]) -> None: ...
+
+
 def publish_rows(
     rows: Sequence[tuple[int, dict[str, Any]]],
     publisher: Publisher,
     sessions: sessionmaker[Session],
     clock: Clock,
-    marker: PublishedMarker | None = None,
+    marker: Marker | None = None,
 ) -> int:
     """Publish in order (as one batch); mark what was sent.
 
     A refused batch is marked not at all: the relay sends it again later, and consumers
     de-duplicate on ``event_id``. With a ``marker`` the ``published_at`` update is left to
-    its batching thread: a mark lost in a crash only means the relay publishes the row
-    again.
+    it: a mark lost in a crash only means the relay publishes the row again.
     """
     try:
         publisher.publish_many([envelope for _, envelope in rows])
@@ -144,17 +149,21 @@ class BackgroundDispatcher:
     step kept it thousands of events behind under load. An event with another
     consumer (an SMS or a push to send) is published at once, with whatever is queued.
 
-    The thread marks each batch it published in one UPDATE, itself. ``dispatch`` wakes it
-    only when a batch starts (the first row after an empty buffer) or for a command; rows
-    that join a lingering batch are appended without a wake-up, since each wake-up of a
-    thread costs the calling thread (the API's event loop) a hand-off of the GIL. Pending
-    rows are flushed by ``close()``, which also runs at interpreter exit.
+    The same thread marks what it published: in one UPDATE for the batches published
+    within ``mark_every`` s, since each write transaction takes the write lock the
+    requests queue for. ``dispatch`` wakes the thread only when a batch starts (the first
+    row after an empty buffer) or for a command; rows that join a lingering batch are
+    appended without a wake-up, since each wake-up of a thread costs the calling thread
+    (the API's event loop) a hand-off of the GIL. ``close()``, which also runs at
+    interpreter exit, publishes and marks what is pending.
     """
 
     def __init__(self, publisher: Publisher, sessions: sessionmaker[Session], clock: Clock,
-                 *, linger: float = 0.02, max_batch: int = 500) -> None:
+                 *, linger: float = 0.02, mark_every: float = 0.05,
+                 max_batch: int = 500) -> None:
         self._publisher, self._sessions, self._clock = publisher, sessions, clock
         self._linger, self._max_batch = linger, max_batch
+        self._marks = _DeferredMarks(mark_every)  # the thread's own
         self._wake = threading.Condition(threading.Lock())
         self._rows: list[tuple[int, dict[str, Any]]] = []
         self._started = 0.0  # when the first row of the pending batch arrived
@@ -186,18 +195,27 @@ class BackgroundDispatcher:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        marks = self._marks
         while True:
-            batch, stop = self._take()
+            batch, stop = self._take(marks.due if marks.seqs else None)
             if batch:
                 self._flush(batch)
+            if marks.seqs and (stop or time.monotonic() >= marks.due):
+                self._mark(marks.take())
             if stop:
                 return
 
-    def _take(self) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
-        """Wait for a batch to start, linger for company, take it (at most ``max_batch``)."""
+    def _take(self, until: float | None) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+        """Wait for a batch to start (or ``until``, when marks are due), linger for company,
+        take it (at most ``max_batch``)."""
         with self._wake:
             while not self._rows and not self._closing:
-                self._wake.wait()
+                if until is None:
+                    self._wake.wait()
+                elif (left := until - time.monotonic()) > 0:
+                    self._wake.wait(left)
+                else:
+                    return [], False
             while not (self._hurry or self._closing):
                 left = self._started + self._linger - time.monotonic()
                 if left <= 0:
@@ -210,9 +228,33 @@ class BackgroundDispatcher:
 
     def _flush(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         try:
-            publish_rows(batch, self._publisher, self._sessions, self._clock)
+            publish_rows(batch, self._publisher, self._sessions, self._clock, self._marks)
         except Exception:  # never let the thread die; the relay covers the rows
             log.exception("outbox dispatch failed")
+
+    def _mark(self, seqs: list[int]) -> None:
+        try:
+            mark_published(self._sessions, self._clock, seqs)
+        except Exception:  # never let the thread die; the relay covers the rows
+            log.exception("marking %d outbox rows published failed", len(seqs))
+
+
+class _DeferredMarks:
+    """Published rows not marked yet, and when the oldest of them is due to be."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self.seqs: list[int] = []
+        self.due = 0.0
+
+    def mark(self, seqs: Sequence[int]) -> None:
+        if not self.seqs:
+            self.due = time.monotonic() + self._every
+        self.seqs.extend(seqs)
+
+    def take(self) -> list[int]:
+        seqs, self.seqs = self.seqs, []
+        return seqs
 
 
 def _has_command(row: tuple[int, dict[str, Any]]) -> bool:

@@ -1,7 +1,8 @@
 """The outbox relay and scheduler process (``twofa relay``).
 
 Republishes outbox rows the API could not publish (broker down, process killed),
-oldest first in bounded batches, and schedules the periodic expiry and webhook sweeps.
+oldest first in bounded batches, schedules the periodic expiry and webhook sweeps, and
+checkpoints SQLite's write-ahead log so that no request has to (``plumbing.wal``).
 All are safe to run twice: consumers de-duplicate, the sweeps are compare-and-set.
 """
 
@@ -12,6 +13,7 @@ import threading
 import time
 
 from services.core.bootstrap import build_context
+from services.core.plumbing import wal
 from services.core.plumbing.gc_pauses import freeze_startup_heap
 from services.core.plumbing.messaging.celery_config import make_celery
 from services.core.plumbing.messaging.outbox import relay_once
@@ -32,6 +34,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     log.info("relay started")
     while not stop.is_set():
         try:
+            wal.checkpoint(ctx.engine)  # first: a broker that is down must not stop it
             sent = relay_once(
                 ctx,
                 grace_seconds=settings.relay_grace_seconds,

@@ -105,6 +105,10 @@ def _lock_path(engine: Engine) -> str | None:
     return os.path.abspath(database) + ".writer-lock"
 
 
+# Pages of 4 KiB: a log of at most ~40 MiB while no relay runs.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # The API, the relay and every worker are separate processes on one file: WAL lets
     # readers run beside the single writer, busy_timeout waits instead of failing.
@@ -112,6 +116,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # The relay checkpoints the log (plumbing.wal); a commit does only if none has run for
+    # this many pages.
+    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     # Reads through a memory map, shared by every connection and process, instead of a
     # read() into each connection's own page cache, so that a login's B-tree lookups
     # stay cheap as the token table grows.

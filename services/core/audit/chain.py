@@ -10,15 +10,16 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import jcs
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.core.models import AuditEntry
+from services.core.plumbing import canonical_json
 from services.core.plumbing.clock import as_utc
+from services.core.plumbing.prepared import Prepared
 
 GENESIS = "0" * 64
 
@@ -51,7 +52,7 @@ def canonical_row(
         "outcome": OUTCOMES.get(envelope["type"]),
         "event": envelope,
     }
-    return jcs.canonicalize(row)
+    return canonical_json.canonicalize(row)
 
 
 def row_hash(prev_hash: str, canonical: bytes) -> str:
@@ -65,7 +66,24 @@ def lock_chain(session: Session) -> None:
     # SQLite: every write transaction already starts with BEGIN IMMEDIATE (see db.py).
 
 
-def append(session: Session, envelope: dict[str, Any], recorded_at: datetime) -> AuditEntry | None:
+class NewEntry(NamedTuple):
+    """A row to append, as plain values: the consumer writes rows, it never reads them back,
+    so ORM instances (attribute instrumentation for every column) were cost without use."""
+
+    position: int
+    event_id: uuid.UUID
+    type: str
+    user_id: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    factor: str | None
+    outcome: str | None
+    envelope: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def append(session: Session, envelope: dict[str, Any], recorded_at: datetime) -> NewEntry | None:
     """Append one event at the chain's head; None if this event_id is already there."""
     lock_chain(session)
     entries = _insert(session, prepare(session, [envelope], recorded_at).entries)
@@ -77,14 +95,18 @@ class Batch:
     """Rows computed against a head that was read without the chain lock."""
 
     head: tuple[int, str] | None
-    entries: list[AuditEntry]
+    entries: list[NewEntry]
+
+
+_T = AuditEntry.__table__
+_HEAD = Prepared(select(_T.c.position, _T.c.hash).order_by(_T.c.position.desc()).limit(1))
 
 
 def read_head(conn: Session | Connection) -> tuple[int, str] | None:
-    row = conn.execute(
-        select(AuditEntry.position, AuditEntry.hash).order_by(AuditEntry.position.desc()).limit(1)
-    ).first()
-    return (row[0], row[1]) if row else None
+    if isinstance(conn, Session):
+        conn = conn.connection()
+    row = _HEAD.first(conn, {})
+    return (row.position, row.hash) if row else None
 
 
 def prepare(
@@ -97,7 +119,7 @@ def prepare(
     )
     head = read_head(conn)
     position, prev = head if head else (0, GENESIS)
-    entries: list[AuditEntry] = []
+    entries: list[NewEntry] = []
     for event_id, envelope in zip(ids, envelopes, strict=True):
         if event_id in seen:
             continue
@@ -110,7 +132,7 @@ def prepare(
 
 
 def append_prepared(session: Session, batch: Batch, envelopes: list[dict[str, Any]],
-                    recorded_at: datetime) -> list[AuditEntry]:
+                    recorded_at: datetime) -> list[NewEntry]:
     """Append a batch prepared outside the lock if the head has not moved since (the
     usual case: one audit consumer); otherwise prepare it again under the lock."""
     lock_chain(session)
@@ -119,24 +141,18 @@ def append_prepared(session: Session, batch: Batch, envelopes: list[dict[str, An
     return _insert(session, batch.entries)
 
 
-def _insert(session: Session, entries: list[AuditEntry]) -> list[AuditEntry]:
-    """One INSERT for the rows (the entries themselves stay out of the session)."""
+def _insert(session: Session, entries: list[NewEntry]) -> list[NewEntry]:
+    """One INSERT for the rows."""
     if entries:
-        session.execute(
-            insert(AuditEntry.__table__),
-            [{c: getattr(e, c) for c in _COLUMNS} for e in entries],
-        )
+        session.execute(insert(_T), [e._asdict() for e in entries])
     return entries
 
 
-_COLUMNS = tuple(c.key for c in AuditEntry.__table__.columns)
-
-
 def _entry(position: int, prev: str, event_id: uuid.UUID, envelope: dict[str, Any],
-           recorded_at: datetime) -> AuditEntry:
+           recorded_at: datetime) -> NewEntry:
     canonical = canonical_row(position, prev, envelope, recorded_at)
     data = envelope.get("data", {})
-    return AuditEntry(
+    return NewEntry(
         position=position,
         event_id=event_id,
         type=envelope["type"],

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.core.audit import chain
 from services.core.audit.signing import CheckpointSigner
-from services.core.models import AuditCheckpoint, AuditEntry
+from services.core.models import AuditCheckpoint
 from services.core.plumbing.clock import as_utc
+from services.core.plumbing.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -25,16 +28,27 @@ class CheckpointPolicy:
     every_seconds: float = 300.0
 
 
-def latest(session: Session) -> AuditCheckpoint | None:
-    return session.scalar(
-        select(AuditCheckpoint)
-        .order_by(AuditCheckpoint.position.desc(), AuditCheckpoint.id.desc())
-        .limit(1)
-    )
+class Signed(Protocol):
+    """What deciding whether a checkpoint is due needs of the last one."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def signed_at(self) -> datetime: ...
+
+
+_CP = AuditCheckpoint.__table__
+# Every batch the consumer appends asks this: two columns on the cursor, not an ORM entity.
+_LAST_SIGNED = Prepared(
+    select(_CP.c.position, _CP.c.signed_at)
+    .order_by(_CP.c.position.desc(), _CP.c.id.desc())
+    .limit(1)
+)
 
 
 def is_due(
-    last: AuditCheckpoint | None, head_position: int, now: datetime, policy: CheckpointPolicy
+    last: Signed | None, head_position: int, now: datetime, policy: CheckpointPolicy
 ) -> bool:
     if head_position <= 0:
         return False
@@ -69,15 +83,15 @@ def maybe_checkpoint(
     policy: CheckpointPolicy,
     *,
     force: bool = False,
+    head: tuple[int, str] | None = None,
 ) -> AuditCheckpoint | None:
     """Sign the current head if a checkpoint is due (or ``force``); the caller holds the chain
-    lock."""
-    head = session.execute(
-        select(AuditEntry.position, AuditEntry.hash).order_by(AuditEntry.position.desc()).limit(1)
-    ).first()
+    lock. ``head``: the head the caller has just written, if it knows it."""
+    if head is None:
+        head = chain.read_head(session)
     if head is None:
         return None
-    last = latest(session)
+    last: Signed | None = _LAST_SIGNED.first(session.connection(), {})
     if force:
         if last is not None and last.position == head[0]:
             return None

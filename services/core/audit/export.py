@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
-import jcs
 from sqlalchemy.orm import Session
 
 from services.core.audit import query
+from services.core.plumbing import canonical_json
 
 
 def export_jsonl(
@@ -21,7 +21,7 @@ def export_jsonl(
     """Write every row to ``out``; calls ``progress(n)`` after each batch. Returns the row count."""
     written = 0
     for entry in query.iterate(session):
-        out.write(jcs.canonicalize(query.row_dict(entry)).decode())
+        out.write(canonical_json.canonicalize(query.row_dict(entry)).decode())
         out.write("\n")
         written += 1
         if progress is not None and written % query.MAX_PAGE == 0:

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from services.core.audit import chain
 from services.core.audit.checkpoints import CheckpointPolicy, maybe_checkpoint
 from services.core.audit.signing import CheckpointSigner, CheckpointVerifier, signer_from_settings
-from services.core.models import AuditEntry
 from services.core.plumbing.db import read_only
 
 if TYPE_CHECKING:
@@ -41,12 +40,12 @@ def record(
     now: datetime,
     signer: CheckpointSigner,
     policy: CheckpointPolicy,
-) -> AuditEntry | None:
+) -> chain.NewEntry | None:
     """Append ``envelope`` (once per event_id) and checkpoint if due, in the caller's
     transaction."""
     entry = chain.append(session, envelope, now)
     if entry is not None:
-        maybe_checkpoint(session, signer, now, policy)
+        maybe_checkpoint(session, signer, now, policy, head=(entry.position, entry.hash))
     return entry
 
 
@@ -62,11 +61,12 @@ def record_many_in(ctx: Context, envelopes: list[dict[str, Any]]) -> int:
     with ctx.sessions.begin() as session:
         entries = chain.append_prepared(session, batch, envelopes, now)
         if entries:
-            maybe_checkpoint(session, signer, now, policy)
+            last = entries[-1]
+            maybe_checkpoint(session, signer, now, policy, head=(last.position, last.hash))
         return len(entries)
 
 
-def record_in(ctx: Context, envelope: dict[str, Any]) -> AuditEntry | None:
+def record_in(ctx: Context, envelope: dict[str, Any]) -> chain.NewEntry | None:
     """``record`` in its own transaction, with the Context's clock, key and policy."""
     signer, policy = signer_for(ctx), policy_for(ctx)
     with ctx.sessions.begin() as session:

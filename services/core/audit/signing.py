@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import jcs
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from services.core.plumbing import canonical_json
 from services.core.plumbing.clock import as_utc
 from services.core.plumbing.settings import Settings
 
@@ -39,7 +39,7 @@ class SigningKeyError(ValueError):
 
 def checkpoint_message(position: int, hash_: str, signed_at: datetime) -> bytes:
     """The exact bytes a checkpoint signature covers."""
-    return jcs.canonicalize(
+    return canonical_json.canonicalize(
         {"position": position, "hash": hash_, "signed_at": as_utc(signed_at).isoformat()}
     )
 

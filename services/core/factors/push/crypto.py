@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import jcs
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from services.core.plumbing import canonical_json
 
 MIN_APP_KEY_BITS = 2048
 MAX_SIGNATURE_CHARS = 2048  # base32 of a 8192-bit signature is 1640 characters
@@ -145,7 +146,8 @@ def capabilities_json() -> str:
 
 def capabilities_sign_string(nonce: str) -> str:
     """RFC 8785 (JCS) of ``{"capabilities": ..., "nonce": ...}`` (§0)."""
-    return jcs.canonicalize({"capabilities": CAPABILITIES, "nonce": nonce}).decode("utf-8")
+    signed = {"capabilities": CAPABILITIES, "nonce": nonce}
+    return canonical_json.canonicalize(signed).decode("utf-8")
 
 
 def parse_app_timestamp(value: str) -> datetime:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from services.core import apikeys
 from services.core.plumbing.context import Context
+from services.core.plumbing.db import writer_queue
 from services.core.plumbing.logs import current_correlation
 
 T = TypeVar("T")
@@ -40,11 +41,18 @@ async def correlation_id(x_correlation_id: Annotated[str | None, Header()] = Non
 async def run_db(ctx: Context, fn: Callable[..., T], *args: Any) -> T:
     """Run a short unit of work. On SQLite it runs in the event loop: a local file answers
     in microseconds, and a thread hop per request cost more than the work, while threads
-    queueing for the GIL stretched every write transaction. On a database across the
-    network it runs in the thread pool, so that the loop never waits on a round trip."""
-    if ctx.engine.dialect.name == "sqlite":
+    queueing for the GIL stretched every write transaction. The loop first holds the write
+    slot, waiting for it without blocking (another process may be writing), so that the
+    unit of work's transactions never wait on the loop. On a database across the network
+    it runs in the thread pool, so that the loop never waits on a round trip."""
+    slot = writer_queue(ctx.engine)
+    if slot is None:
+        return await run_in_threadpool(fn, *args)
+    await slot.hold()
+    try:
         return fn(*args)
-    return await run_in_threadpool(fn, *args)
+    finally:
+        slot.give_back()
 
 
 def model_response(model: BaseModel) -> Response:
@@ -77,7 +85,7 @@ def require(*scopes: str) -> Callable[..., Awaitable[apikeys.KeySnapshot]]:
         if cache is None:
             cache = ctx.api_key_cache = apikeys.KeyCache(ctx.settings.api_key_cache_seconds)
         # A cache hit is a dict lookup and a constant-time compare; a miss reads one row.
-        key = cache.authenticate(ctx.sessions, credentials.credentials.strip())
+        key = cache.authenticate(ctx.engine, credentials.credentials.strip())
         if key is None:
             raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
         if not (wanted & key.scope_set) and "admin" not in key.scope_set:

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from services.core.models import ApiKey
 from services.core.plumbing.crypto import constant_time_equal, sha256_hex
+from services.core.plumbing.db import read_only
 
 SCOPES = ("challenge", "enroll", "audit:read", "admin")
 PREFIX = "tfa"
@@ -93,7 +95,8 @@ class KeySnapshot:
 
 class KeyCache:
     """Verified keys kept in process for ``ttl`` seconds, so a busy login service's requests
-    do not each pay a database round trip (on SQLite, a write-lock transaction).
+    do not each pay a database round trip. A lookup only reads (``read_only``): it runs on
+    the API's event loop, which must never wait for SQLite's write lock.
 
     The secret is still checked against the stored SHA-256 on every request, in constant
     time; only the row is cached. A revoked key stops working within ``ttl`` seconds in
@@ -106,13 +109,13 @@ class KeyCache:
         self._rows: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, sessions: sessionmaker[Session], presented: str) -> KeySnapshot | None:
+    def authenticate(self, engine: Engine, presented: str) -> KeySnapshot | None:
         parts = presented.split("_", 2)
         key_id = parts[1] if len(parts) == 3 and parts[0] == PREFIX else None
         now = time.monotonic()
         cached = self._rows.get(key_id) if key_id else None
         if cached is None or now - cached[0] >= self.ttl:
-            with sessions() as session:
+            with read_only(engine) as conn, Session(conn) as session:
                 key = authenticate(session, presented)
                 if key is not None:
                     session.expunge(key)

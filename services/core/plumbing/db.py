@@ -6,11 +6,15 @@ models and migrations run on SQLite (the embedded default) and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, cast
@@ -160,6 +164,12 @@ class _WriterQueue:
     ``flock`` of a file beside the database, which the kernel hands to the next waiter on
     release and drops when its holder dies. SQLite's own busy timeout remains for writers
     that are not ours (the sqlite3 shell).
+
+    A thread takes this slot when it begins a transaction and gives it back when the
+    transaction ends. An event loop instead holds it around a whole unit of work
+    (``hold``, ``give_back``): waiting in ``begin`` would stop the loop while another
+    process writes, so the loop waits for the slot before the unit of work starts,
+    and its transactions then run inside the slot it holds.
     """
 
     KEY = "twofa_writer_lock"
@@ -173,6 +183,11 @@ class _WriterQueue:
         self._lock_path = lock_path
         self._fd: int | None = None
         self._pid = 0
+        # The thread that holds the slot across transactions (an event loop's), if any.
+        self._holder: int | None = None
+        self._waits: queue.SimpleQueue[tuple[Future[None], int]] | None = None
+        self._waits_pid = 0
+        self._waits_guard = threading.Lock()
 
     def install(self, engine: Engine) -> None:
         event.listen(engine, "begin", self._begin)
@@ -180,15 +195,18 @@ class _WriterQueue:
         event.listen(engine, "rollback", self._rollback)
         # A connection that goes back to the pool (or dies) mid-transaction never holds it.
         event.listen(engine.pool, "checkin", self._checkin)
+        _QUEUES[engine] = self
 
     def _begin(self, conn: Any) -> None:
         if conn.get_execution_options().get(READ_ONLY):
             return  # autocommit: each SELECT reads WAL's latest snapshot, never waits for a writer
-        if not self._lock.acquire(timeout=self.WAIT_SECONDS):
-            raise TimeoutError("no SQLite write slot within 30 s")
-        conn.info[self.KEY] = True
+        # True: this transaction took the slot and gives it back as it ends; False: it runs
+        # inside the slot its thread holds (``hold``), which the holder gives back.
+        taken = self._holder != threading.get_ident()
+        if taken:
+            self._take()
+        conn.info[self.KEY] = taken
         try:
-            self._file_lock(fcntl.LOCK_EX)
             # On the cursor, as plumbing.prepared runs statements: exec_driver_sql's
             # execution context costs more than the statement.
             cursor = conn.connection.cursor()
@@ -221,8 +239,33 @@ class _WriterQueue:
             self._end(conn)
 
     def _end(self, conn: Any) -> None:
-        if conn.info.pop(self.KEY, None) is not None:
+        if conn.info.pop(self.KEY, False):
             self._release()
+
+    def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        if record is not None and record.info.pop(self.KEY, False):
+            self._release()
+
+    def _take(self) -> None:
+        if not self._lock.acquire(timeout=self.WAIT_SECONDS):
+            raise TimeoutError(f"no SQLite write slot within {self.WAIT_SECONDS} s")
+        try:
+            self._file_lock(fcntl.LOCK_EX)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _try_take(self) -> bool:
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._file_lock(fcntl.LOCK_EX | fcntl.LOCK_NB):
+                return True
+        except BaseException:
+            self._lock.release()
+            raise
+        self._lock.release()
+        return False
 
     def _release(self) -> None:
         try:
@@ -230,18 +273,82 @@ class _WriterQueue:
         finally:
             self._lock.release()
 
-    def _file_lock(self, op: int) -> None:
-        """``flock`` on this process's own descriptor (held under ``self._lock``)."""
+    def _file_lock(self, op: int) -> bool:
+        """``flock`` on this process's own descriptor (held under ``self._lock``); False
+        when ``LOCK_NB`` found it held by another process."""
         if self._lock_path is None:
-            return
+            return True
         if self._fd is None or self._pid != os.getpid():  # opened anew after a fork
             self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._pid = os.getpid()
-        fcntl.flock(self._fd, op)
+        try:
+            fcntl.flock(self._fd, op)
+        except BlockingIOError:
+            return False
+        return True
 
-    def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
-        if record is not None and record.info.pop(self.KEY, None) is not None:
-            self._release()
+    # -- an event loop's way in (``services.api.deps.run_db``) ------------------------------
+
+    async def hold(self) -> None:
+        """Take the slot for the calling thread (an event loop's) until ``give_back``; the
+        transactions it begins meanwhile run inside it. A free slot is taken at once;
+        a busy one is waited for by this process's waiter thread, while the loop serves
+        other requests. Raises ``TimeoutError`` as ``begin`` does."""
+        me = threading.get_ident()
+        if self._try_take():
+            self._holder = me
+            return
+        wait = self._wait_for(me)
+        try:
+            await asyncio.wrap_future(wait)
+        except BaseException:  # cancelled: a slot the waiter takes later is given back
+            if not wait.cancel():
+                wait.add_done_callback(self._give_back_unclaimed)
+            raise
+
+    def give_back(self) -> None:
+        self._holder = None
+        self._release()
+
+    def _give_back_unclaimed(self, wait: Future[None]) -> None:
+        if not wait.cancelled() and wait.exception() is None:
+            self.give_back()
+
+    def _wait_for(self, holder: int) -> Future[None]:
+        with self._waits_guard:
+            if self._waits is None or self._waits_pid != os.getpid():  # anew after a fork
+                self._waits, self._waits_pid = queue.SimpleQueue(), os.getpid()
+                threading.Thread(
+                    target=self._serve_waits, args=(self._waits,),
+                    name="sqlite-write-slot", daemon=True,
+                ).start()
+            wait: Future[None] = Future()
+            self._waits.put((wait, holder))
+        return wait
+
+    def _serve_waits(self, waits: queue.SimpleQueue[tuple[Future[None], int]]) -> None:
+        """One thread per process waits for the slot on behalf of its loop's callers, in
+        order; it hands the slot to the caller's thread before waking it, so that nothing
+        else on that loop queues behind a slot it already holds."""
+        while True:
+            wait, holder = waits.get()
+            if not wait.set_running_or_notify_cancel():
+                continue  # its caller was cancelled before its turn
+            try:
+                self._take()
+            except BaseException as exc:
+                wait.set_exception(exc)
+                continue
+            self._holder = holder
+            wait.set_result(None)
+
+
+_QUEUES: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+
+
+def writer_queue(engine: Engine) -> _WriterQueue | None:
+    """The write slot of a SQLite engine (None for other databases)."""
+    return _QUEUES.get(engine)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

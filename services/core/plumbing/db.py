@@ -327,9 +327,10 @@ class _WriterQueue:
         return wait
 
     def _serve_waits(self, waits: queue.SimpleQueue[tuple[Future[None], int]]) -> None:
-        """One thread per process waits for the slot on behalf of its loop's callers, in
-        order; it hands the slot to the caller's thread before waking it, so that nothing
-        else on that loop queues behind a slot it already holds."""
+        """One thread per process waits for the slot on behalf of its loops' callers, in
+        order. It names the caller's thread the holder before waking the caller, so that
+        a transaction begun on that loop in between runs inside the slot rather than
+        waiting on the loop for a slot the loop itself holds."""
         while True:
             wait, holder = waits.get()
             if not wait.set_running_or_notify_cancel():

@@ -93,6 +93,8 @@ class PromptAmqp(AMQP):
 
 
 def make_celery(settings: Settings, name: str = "twofa") -> Celery:
-    app = Celery(name, set_as_current=False, amqp=PromptAmqp)
+    # No fixups: Celery's only built-in one adapts it to Django, which twofa is not, and
+    # importing it is memory every process (the API's included) would hold for nothing.
+    app = Celery(name, set_as_current=False, amqp=PromptAmqp, fixups=[])
     app.conf.update(celery_config(settings))
     return app

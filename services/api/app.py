@@ -32,6 +32,10 @@ from services.core.plumbing.context import Context
 from services.core.plumbing.gc_pauses import freeze_startup_heap
 from services.core.plumbing.settings import Settings
 
+# Each router declares its error responses (``errors.ERROR_RESPONSES``; the privacyIDEA
+# routes their own envelope), so that the app serves the routes themselves: an included
+# router is served through copies of its routes, built at the first request and kept beside
+# the originals for the process's lifetime.
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router,
     callbacks.router, sms.enroll_router, sms.challenge_router, ttype_push.router,
@@ -68,14 +72,12 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        routes=[route for router in ROUTERS for route in router.routes],
     )
     docs.install(app)
     app.state.ctx = ctx
     errors.install(app)
-    for router in ROUTERS:
-        # privacyIDEA's routes declare their own error envelope
-        responses = None if router is privacyidea.router else errors.ERROR_RESPONSES
-        app.include_router(router, responses=responses)
+    errors.document_error_shape(app)
     app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
     app.add_middleware(Observability)  # added last: outermost, so it sees every answer
     return app

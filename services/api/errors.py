@@ -124,8 +124,14 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+# Routes name the error shape by reference, not as a model: FastAPI builds a serializer for
+# every route and status a model is named for, held for the process's lifetime though only
+# the OpenAPI document reads it. ``document_error_shape`` puts the schema it refers to there.
+_REF_TEMPLATE = "#/components/schemas/{model}"
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": _REF_TEMPLATE.format(model="ErrorOut")}}}
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": description}
+    status: {"description": description, "content": _ERROR_CONTENT}
     for status, description in (
         (400, "malformed request"),
         (401, "missing or invalid API key"),
@@ -141,3 +147,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "the database is unavailable; see Retry-After"),
     )
 }
+
+
+def document_error_shape(app: FastAPI) -> None:
+    """``ErrorOut`` and the models it uses in the app's OpenAPI components, where the
+    ``ERROR_RESPONSES`` of every route refer to it."""
+    schema = ErrorOut.model_json_schema(ref_template=_REF_TEMPLATE, mode="serialization")
+    schemas = {"ErrorOut": schema, **schema.pop("$defs", {})}
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # built once, then kept by FastAPI
+            build().setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]

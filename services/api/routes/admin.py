@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from services.api.deps import Ctx, UserId, require
+from services.api.errors import ERROR_RESPONSES
 from services.api.schemas import Strict
 from services.core import lockout
 
 router = APIRouter(
-    prefix="/v1/users/{user_id}", tags=["admin"], dependencies=[Depends(require("admin"))]
+    prefix="/v1/users/{user_id}", tags=["admin"], dependencies=[Depends(require("admin"))],
+    responses=ERROR_RESPONSES,
 )
 
 

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from services.api.deps import Correlation, Ctx, UserId, require
+from services.api.errors import ERROR_RESPONSES
 from services.api.schemas import StepUpProof
 from services.core import areas
 from services.core.plumbing.context import Context
 
-router = APIRouter(tags=["areas"])
+router = APIRouter(tags=["areas"], responses=ERROR_RESPONSES)
 
 _enroll = require("enroll")
 # The catalogue is configuration, not a secret: the portal and login services both read it.

@@ -16,15 +16,17 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from services.api.deps import USER_ID_PATTERN, Ctx, require
+from services.api.errors import ERROR_RESPONSES
 from services.core.audit import alerts, query
 from services.core.audit.service import verifier_for
 from services.core.audit.verify import verify_chain
 
 router = APIRouter(
-    prefix="/v1/audit", tags=["audit"], dependencies=[Depends(require("audit:read"))]
+    prefix="/v1/audit", tags=["audit"], dependencies=[Depends(require("audit:read"))],
+    responses=ERROR_RESPONSES,
 )
 # A public key is meant to be handed out: outsiders verify with it and nothing else.
-public_router = APIRouter(prefix="/v1/audit", tags=["audit"])
+public_router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 
 class AuditRowOut(BaseModel):

@@ -26,14 +26,14 @@ from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
 
 from services.api.deps import Ctx
-from services.api.errors import error_response
+from services.api.errors import ERROR_RESPONSES, error_response
 from services.core.factors.sms.status import apply_status
 from services.core.factors.sms.vonage_receipts import RECEIPT_PATH, receipt_is_signed
 from services.core.plumbing import metrics
 from services.core.plumbing.context import Context
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
+router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"], responses=ERROR_RESPONSES)
 
 
 def _int_or_none(value: str | None) -> int | None:

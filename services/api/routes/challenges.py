@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.api.challenge_waiters import waiters
 from services.api.deps import Correlation, Ctx, model_response, require, run_db
+from services.api.errors import ERROR_RESPONSES
 from services.api.schemas import (
     ChallengeIn,
     ChallengeOut,
@@ -33,7 +34,8 @@ MAX_WAIT_SECONDS = 30
 RECHECK_SECONDS = 0.2
 
 router = APIRouter(
-    prefix="/v1/challenges", tags=["challenges"], dependencies=[Depends(require("challenge"))]
+    prefix="/v1/challenges", tags=["challenges"], dependencies=[Depends(require("challenge"))],
+    responses=ERROR_RESPONSES,
 )
 
 

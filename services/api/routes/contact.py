@@ -15,10 +15,12 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from services.api.deps import Correlation, Ctx, UserId, require
+from services.api.errors import ERROR_RESPONSES
 from services.api.schemas import StepUpProof
 from services.core.notify import contact
 
-router = APIRouter(tags=["notifications"], dependencies=[Depends(require("enroll"))])
+router = APIRouter(tags=["notifications"], dependencies=[Depends(require("enroll"))],
+                   responses=ERROR_RESPONSES)
 
 
 class ContactIn(StepUpProof):

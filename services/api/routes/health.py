@@ -8,10 +8,11 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.api.deps import Ctx
+from services.api.errors import ERROR_RESPONSES
 from services.core.plumbing import metrics
 from services.core.plumbing.readiness import OK, database_check, run_checks
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
 
 
 @router.get("/healthz")

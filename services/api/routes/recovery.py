@@ -7,11 +7,13 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from services.api.deps import Correlation, Ctx, UserId, require
+from services.api.errors import ERROR_RESPONSES
 from services.api.schemas import Strict
 from services.core import recovery
 
 router = APIRouter(
-    prefix="/v1/users/{user_id}", tags=["recovery"], dependencies=[Depends(require("enroll"))]
+    prefix="/v1/users/{user_id}", tags=["recovery"], dependencies=[Depends(require("enroll"))],
+    responses=ERROR_RESPONSES,
 )
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from services.api.deps import Correlation, Ctx, UserId, require
+from services.api.errors import ERROR_RESPONSES
 from services.core.factors.sms import resend
 
 
@@ -19,9 +20,10 @@ class ResendOut(BaseModel):
 
 
 enroll_router = APIRouter(prefix="/v1/users/{user_id}/tokens", tags=["tokens"],
-                          dependencies=[Depends(require("enroll"))])
+                          dependencies=[Depends(require("enroll"))], responses=ERROR_RESPONSES)
 challenge_router = APIRouter(prefix="/v1/challenges", tags=["challenges"],
-                             dependencies=[Depends(require("challenge"))])
+                             dependencies=[Depends(require("challenge"))],
+                             responses=ERROR_RESPONSES)
 
 
 @enroll_router.post("/{token_id}/sms/resend", status_code=202, response_model=ResendOut)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from services.api.deps import Correlation, Ctx, UserId, require
+from services.api.errors import ERROR_RESPONSES
 from services.api.routes.challenges import challenge_out
 from services.api.schemas import ChallengeOut, StepUpIn
 from services.core.challenges import step_up
 
 router = APIRouter(prefix="/v1/users/{user_id}/step-ups", tags=["step-ups"],
-                   dependencies=[Depends(require("enroll"))])
+                   dependencies=[Depends(require("enroll"))], responses=ERROR_RESPONSES)
 
 
 @router.post("", response_model=ChallengeOut)

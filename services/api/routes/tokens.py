@@ -7,13 +7,15 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from services.api.deps import Correlation, Ctx, UserId, require
+from services.api.errors import ERROR_RESPONSES
 from services.api.schemas import CodeIn, DeleteIn, EnrollIn, EnrollmentOut, TokenListOut, TokenOut
 from services.core import recovery
 from services.core.factors.base import EnrollRequest
 from services.core.tokens import service
 
 router = APIRouter(
-    prefix="/v1/users/{user_id}/tokens", tags=["tokens"], dependencies=[Depends(require("enroll"))]
+    prefix="/v1/users/{user_id}/tokens", tags=["tokens"], dependencies=[Depends(require("enroll"))],
+    responses=ERROR_RESPONSES,
 )
 
 

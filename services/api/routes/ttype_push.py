@@ -17,12 +17,13 @@ from fastapi.responses import JSONResponse
 
 from services.api.challenge_waiters import waiters
 from services.api.deps import context_of
+from services.api.errors import ERROR_RESPONSES
 from services.core.factors.push import crypto, endpoint
 from services.core.factors.push.protocol import ProtocolError, envelope, error_envelope
 from services.core.plumbing.context import Context
 from services.core.storable import storable
 
-router = APIRouter(tags=["push app"])
+router = APIRouter(tags=["push app"], responses=ERROR_RESPONSES)
 
 MAX_FIELDS = 16
 NOT_HERE = ProtocolError(404, 404, "Not found.", "not_found")

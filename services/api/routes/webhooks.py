@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from services.api.deps import Correlation, Ctx, require
+from services.api.errors import ERROR_RESPONSES
 from services.api.schemas import Strict
 from services.core.models import WebhookSubscription
 from services.core.plumbing.clock import as_utc
@@ -31,7 +32,8 @@ def _uow(ctx: Ctx, correlation: Correlation) -> Iterator[UnitOfWork]:
 Uow = Annotated[UnitOfWork, Depends(_uow)]
 
 router = APIRouter(
-    prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require("admin"))]
+    prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require("admin"))],
+    responses=ERROR_RESPONSES,
 )
 
 EventTypeName = Annotated[str, Field(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=64)]

@@ -1,0 +1,61 @@
+"""The app serves the routes its routers declared, and documents the error shape by reference.
+
+An included router is served through copies of its routes, built at the first request and
+kept beside the originals; a model named in a route's responses gets a serializer per route
+and status that only the OpenAPI document reads. Both would stay in every API process's
+memory for its lifetime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route
+
+from services.api.app import ROUTERS, create_app
+from services.api.errors import ERROR_RESPONSES
+from services.api.privacyidea import routes as privacyidea
+from services.core.bootstrap import build_context
+from services.core.plumbing.messaging.publisher import RecordingPublisher
+from services.core.plumbing.settings import Settings
+
+
+def _app(tmp_path: Path) -> FastAPI:
+    settings = Settings(env="test", var_dir=tmp_path / "var",
+                        database_url=f"sqlite:///{tmp_path / 'twofa.db'}",
+                        encryption_keys=Fernet.generate_key().decode())
+    ctx = build_context(settings, publisher=RecordingPublisher(), background=False)
+    ctx.engine.dispose()
+    return create_app(ctx=ctx)
+
+
+def test_the_app_serves_each_declared_route_itself(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    declared = [route for router in ROUTERS for route in router.routes]
+    served = [route for route in app.routes if isinstance(route, APIRoute)]
+    assert served[:len(declared)] == declared  # the same objects, in the routers' order
+    assert all(isinstance(route, (Route, Mount)) for route in app.routes)  # no included routers
+
+
+def test_every_route_but_privacyideas_documents_the_error_shape_without_a_model(
+    tmp_path: Path,
+) -> None:
+    app = _app(tmp_path)
+    documented = app.openapi()
+    assert {"ErrorOut", "ErrorBody"} <= set(documented["components"]["schemas"])
+    for router in ROUTERS:
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            if router is privacyidea.router or not route.include_in_schema:
+                continue
+            assert not set(route.response_fields) & set(ERROR_RESPONSES)
+            assert set(ERROR_RESPONSES) <= set(route.responses)
+            for method in route.methods:
+                answers = documented["paths"][route.path][method.lower()]["responses"]
+                for status, declared in ERROR_RESPONSES.items():
+                    if route.responses[status] is declared:  # not the route's own answer
+                        schema = answers[str(status)]["content"]["application/json"]["schema"]
+                        assert schema == {"$ref": "#/components/schemas/ErrorOut"}

@@ -69,8 +69,13 @@ def _query(*names: str) -> dict[str, Any]:
     }
 
 
+# By reference, not as a model (which FastAPI would build a serializer for per route and
+# status, read only by the OpenAPI document): every route's response model puts PiResponse
+# in the document's components.
+_PI_RESPONSE = {"application/json": {"schema": {"$ref": "#/components/schemas/PiResponse"}}}
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": PiResponse, "description": description}
+    status: {"description": description, "content": _PI_RESPONSE}
     for status, description in (
         (400, "privacyIDEA error 905 (parameter) or 904 (no such user or realm)"),
         (401, "privacyIDEA error 4031/4033/4304: missing or invalid credentials"),

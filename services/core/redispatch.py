@@ -54,7 +54,7 @@ from services.core.models import (
     SmsDelivery,
 )
 from services.core.plumbing.clock import as_utc
-from services.core.plumbing.db import read_only
+from services.core.plumbing.db import finds_any, read_only
 from services.core.plumbing.messaging.publisher import PublishError
 from services.core.plumbing.metrics import REDISPATCHED
 
@@ -110,9 +110,8 @@ def defer(ctx: Context, event_id: uuid.UUID, seconds: float) -> None:
 
 def redispatch_commands(ctx: Context) -> int:
     settings, now = ctx.settings, ctx.clock.now()
-    with read_only(ctx.engine) as conn:
-        if conn.execute(select(W.c.event_id).where(W.c.due_at <= now).limit(1)).first() is None:
-            return 0
+    if not finds_any(ctx.engine, select(W.c.event_id).where(W.c.due_at <= now)):
+        return 0
     copies: list[dict[str, Any]] = []
     with ctx.engine.begin() as conn:
         query = (

@@ -19,7 +19,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, cast
 
-from sqlalchemy import JSON, DateTime, Executable, MetaData, String, Table, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Executable,
+    MetaData,
+    Select,
+    String,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -150,6 +160,14 @@ def read_only(engine: Engine) -> Iterator[Connection]:
             conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
         conn.rollback()
+
+
+def finds_any(engine: Engine, query: Select[*tuple[Any, ...]]) -> bool:
+    """Whether ``query`` finds a row, read without a lock (``read_only``). What runs every
+    second, mostly with nothing to do, asks this before it opens a write transaction, which
+    on SQLite would take every process's write lock each time."""
+    with read_only(engine) as conn:
+        return conn.execute(query.limit(1)).first() is not None
 
 
 class _WriterQueue:

@@ -26,7 +26,7 @@ from services.core.errors import Conflict, Unprocessable
 from services.core.factors.sms.destinations import ensure_destination_allowed
 from services.core.factors.sms.send_limits import ensure_send_allowed
 from services.core.models import SmsCode, SmsPendingCode, Token
-from services.core.plumbing.db import read_only
+from services.core.plumbing.db import finds_any
 from shared.events.sms import SmsRequested
 
 if TYPE_CHECKING:
@@ -145,9 +145,8 @@ def purge_expired(ctx: Context, limit: int = 1000) -> int:
     first, so that a sweep with nothing to delete takes no write lock."""
     now = ctx.clock.now()
     expired = select(SmsPendingCode.message_id).where(SmsPendingCode.expires_at <= now)
-    with read_only(ctx.engine) as conn:
-        if conn.execute(expired.limit(1)).first() is None:
-            return 0
+    if not finds_any(ctx.engine, expired):
+        return 0
     with ctx.sessions.begin() as session:
         ids = list(session.scalars(expired.limit(limit)))
         if ids:

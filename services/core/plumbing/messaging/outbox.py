@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.core.models import OutboxEvent
 from services.core.plumbing.batching import take_batch
 from services.core.plumbing.clock import Clock
-from services.core.plumbing.db import read_only
+from services.core.plumbing.db import finds_any
 from services.core.plumbing.messaging.publisher import Publisher, PublishError
 from services.core.plumbing.messaging.routes import commands
 
@@ -273,9 +273,8 @@ def relay_once(ctx: Context, *, grace_seconds: float, batch_size: int) -> int:
         .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
         .order_by(OutboxEvent.seq)
     )
-    with read_only(ctx.engine) as conn:
-        if conn.execute(owed.limit(1)).first() is None:
-            return 0
+    if not finds_any(ctx.engine, owed):
+        return 0
     with ctx.sessions() as session:
         query = owed.limit(batch_size)
         if session.get_bind().dialect.name == "postgresql":

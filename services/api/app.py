@@ -36,10 +36,18 @@ from services.core.plumbing.settings import Settings
 # routes their own envelope), so that the app serves the routes themselves: an included
 # router is served through copies of its routes, built at the first request and kept beside
 # the originals for the process's lifetime.
+#
+# A request is matched against the routes in this order until one fits, and each route
+# tried costs a path match, so the routers a login goes through come first: the native
+# challenges, the privacyIDEA-compatible API, the push app's calls and SMS resends. No
+# two routes here match the same request, so the order changes nothing else (the OpenAPI
+# document lists the paths in it).
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router, tokens.router, challenges.router, audit.router, areas.router, recovery.router,
-    callbacks.router, sms.enroll_router, sms.challenge_router, ttype_push.router,
+    challenges.router,
     privacyidea.router,  # the privacyIDEA-compatible relying-party API
+    ttype_push.router, sms.challenge_router,
+    health.router, tokens.router, audit.router, areas.router, recovery.router,
+    callbacks.router, sms.enroll_router,
     admin.router, step_ups.router, audit.public_router, webhooks.router, contact.router,
 )
 

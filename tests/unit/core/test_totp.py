@@ -100,3 +100,20 @@ def test_provisioning_uri_is_key_uri_format() -> None:
         "otpauth://totp/Example%202FA:alice@example.com?secret=ABC&issuer=Example%202FA"
         "&algorithm=SHA1&digits=6&period=30"
     )
+
+
+def test_a_check_decodes_the_seed_once_for_its_whole_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+    real = base64.b32decode
+
+    def counting(s: str | bytes, casefold: bool = False, map01: bytes | None = None) -> bytes:
+        decoded.append(str(s))
+        return real(s, casefold, map01)
+
+    monkeypatch.setattr(base64, "b32decode", counting)
+    params = otp.TotpParams(digits=8)
+    code = otp.code_at_step(SEED_SHA1, 1111111111 // 30 + 1, params)
+    decoded.clear()
+    step = otp.match_step(SEED_SHA1, code, unix_time=1111111111, params=params, window=2)
+    assert step == 1111111111 // 30 + 1
+    assert len(decoded) == 1

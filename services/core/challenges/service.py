@@ -22,7 +22,7 @@ from services.core.errors import Conflict, Forbidden, InvalidCode, NotFound, Unp
 from services.core.factors.base import ChallengeRef, TokenSnapshot, factor_for
 from services.core.models import Challenge, ChallengeState, TokenState
 from services.core.plumbing import metrics
-from services.core.plumbing.db import read_only
+from services.core.plumbing.db import read_only, transient
 from shared.events.challenge import ChallengeNotRequired
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def create(
         store.insert(uow.session.connection(), values)
         uow.emit(rules.created(values["id"], area, factors, "login"), user_id=user_id)
         uow.commit()
-    return ChallengeView(Challenge(**values), factors)  # transient: the answer is built from it
+    return ChallengeView(transient(Challenge, values), factors)  # the answer is built from it
 
 
 def _refuse_if_fails_closed(protection: rules.Protection) -> None:
@@ -149,7 +149,7 @@ def login(
             store.insert(conn, values)
             uow.emit(rules.verified_at_once(values["id"], area, token), user_id=user_id)
             uow.commit()
-            return CodeLogin(ChallengeView(Challenge(**values), [token]), token)
+            return CodeLogin(ChallengeView(transient(Challenge, values), [token]), token)
         failure = lockout.record_failure(ctx.settings, conn, token.id, token.state, user_id, now)
         values["attempts"] = 1
         if rules.exhausted(0, values["max_attempts"]):
@@ -162,7 +162,7 @@ def login(
             uow.emit(event, user_id=user_id)
         uow.commit()
     left = rules.attempts_left(1, values["max_attempts"])
-    return CodeLogin(ChallengeView(Challenge(**values), [token]), token, left)
+    return CodeLogin(ChallengeView(transient(Challenge, values), [token]), token, left)
 
 
 def get(ctx: Context, challenge_id: uuid.UUID) -> Challenge:
@@ -411,4 +411,4 @@ def _challenge_of(snap: ChallengeSnapshot, **changes: Any) -> Challenge:
         purpose=snap.purpose,
     )
     values.update(changes)
-    return Challenge(**values)
+    return transient(Challenge, values)

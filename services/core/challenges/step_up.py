@@ -19,7 +19,7 @@ from services.core.challenges.service import ChallengeView, new_challenge
 from services.core.errors import DomainError, Forbidden, NotFound, Unprocessable
 from services.core.models import Challenge, ChallengeState, Token
 from services.core.plumbing.clock import as_utc
-from services.core.plumbing.db import read_only
+from services.core.plumbing.db import read_only, transient
 from shared.events.challenge import ChallengePurpose
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def create(
             rules.created(values["id"], STEP_UP_AREA, factors, purpose, target), user_id=user_id
         )
         uow.commit()
-    return ChallengeView(Challenge(**values), factors)
+    return ChallengeView(transient(Challenge, values), factors)
 
 
 def spend(

@@ -28,6 +28,7 @@ from services.core.models import (
     TokenState,
     UserProfile,
 )
+from services.core.plumbing.db import transient
 from services.core.plumbing.prepared import Prepared, insert_named
 
 C, T, P, A = (
@@ -307,7 +308,7 @@ def user_factors(conn: Connection, user_id: str) -> tuple[list[Factor], bool]:
 def get(conn: Connection, challenge_id: uuid.UUID) -> Challenge | None:
     """The challenge as a transient object (nothing is attached to a session)."""
     row = _GET.first(conn, {"b_challenge": challenge_id})
-    return None if row is None else Challenge(**row._asdict())
+    return None if row is None else transient(Challenge, row._asdict())
 
 
 def snapshot(

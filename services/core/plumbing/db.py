@@ -72,6 +72,8 @@ def transient(model: type[_M], values: Mapping[str, Any]) -> _M:
     mapper = inspect(model)
     if not mapper.configured:
         configure_mappers()
+    if unknown := values.keys() - mapper.attrs.keys():  # as the mapped constructor refuses
+        raise TypeError(f"{model.__name__} has no attribute(s) {sorted(unknown)}")
     instance = cast(_M, mapper.class_manager.new_instance())
     instance.__dict__.update(values)
     return instance

@@ -8,6 +8,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import inspect
 
 from services.core.models import Challenge
@@ -48,3 +49,8 @@ def test_a_process_whose_first_use_of_the_models_is_a_value() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["pending", "1", "None"]
+
+
+def test_a_value_with_an_attribute_the_model_lacks_is_refused() -> None:
+    with pytest.raises(TypeError, match="statee"):
+        transient(Challenge, {**_values(), "statee": "verified"})

@@ -75,10 +75,13 @@ def require(*scopes: str) -> Callable[..., Awaitable[apikeys.KeySnapshot]]:
     wanted = frozenset(scopes)
     label = " or ".join(repr(s) for s in scopes)
 
+    # The context from the request itself, not from ``get_ctx``: each sub-dependency is a
+    # resolution of its own on every authenticated request.
     async def dependency(
-        ctx: Annotated[Context, Depends(get_ctx)],
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)],
     ) -> apikeys.KeySnapshot:
+        ctx = context_of(request)
         if credentials is None:
             raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
         cache = ctx.api_key_cache

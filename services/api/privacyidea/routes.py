@@ -5,6 +5,10 @@
 ``/validate/check`` and ``/validate/polltransaction`` are anonymous, as in privacyIDEA
 (every plugin calls them without credentials); what protects them is the challenge
 service's own throttles. ``/validate/triggerchallenge`` needs the JWT of ``/auth``.
+
+The handlers take the request alone, as the push app's routes do: the context and the
+correlation id come from it, not from FastAPI dependencies, whose resolution cost a login
+more than reading its form (the parameters are declared in ``schemas``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from services.api.challenge_waiters import waiters
-from services.api.deps import Correlation, Ctx, run_db
+from services.api.deps import context_of, run_db
 from services.api.privacyidea import cors, envelope, jwt, params, schemas
 from services.api.privacyidea.envelope import PiError
 from services.core.plumbing.context import Context
+from services.core.plumbing.logs import current_correlation
 from services.core.privacyidea import accounts, enrollment, transactions, validate
 from services.core.privacyidea.outcome import NO_MATCH, Entry, Outcome
 from services.core.privacyidea.users import PiUser, UserNotFound, resolve
@@ -129,9 +134,10 @@ async def _guarded(request: Request, handler: Any) -> JSONResponse:
     "/validate/check", operation_id="validate_check_post", **schemas.route("check", post=True)
 )
 @router.get("/validate/check", operation_id="validate_check_get", **schemas.route("check"))
-async def check(request: Request, ctx: Ctx, correlation: Correlation) -> JSONResponse:
+async def check(request: Request) -> JSONResponse:
     """Check a one-time code, start challenge-response, answer a challenge (``transaction_id``)
     or finalize an approved push (empty ``pass`` with its ``transaction_id``)."""
+    ctx, correlation = context_of(request), current_correlation()
 
     async def handle(p: dict[str, str]) -> JSONResponse:
         user, tid, passw = _user(ctx, p), _transaction_id(p), p.get("pass", "")
@@ -197,10 +203,11 @@ def _service_account(ctx: Context, request: Request) -> jwt.Claims:
     operation_id="validate_triggerchallenge_get",
     **schemas.route("trigger"),
 )
-async def triggerchallenge(request: Request, ctx: Ctx, correlation: Correlation) -> JSONResponse:
+async def triggerchallenge(request: Request) -> JSONResponse:
     """Start challenge-response for ``user`` without a first factor; ``value`` is the number
     of challenges created. Needs the JWT of ``POST /auth`` in ``PI-Authorization`` or
     ``Authorization`` (raw, no ``Bearer``)."""
+    ctx, correlation = context_of(request), current_correlation()
 
     async def handle(p: dict[str, str]) -> JSONResponse:
         await run_in_threadpool(_service_account, ctx, request)
@@ -217,7 +224,8 @@ async def triggerchallenge(request: Request, ctx: Ctx, correlation: Correlation)
 # -- /validate/polltransaction -------------------------------------------------------------
 
 
-async def _poll(ctx: Context, request: Request, tid: str | None) -> JSONResponse:
+async def _poll(request: Request, tid: str | None) -> JSONResponse:
+    ctx = context_of(request)
     allow = cors.headers(ctx.settings, request)
     try:
         if not tid:
@@ -231,23 +239,24 @@ async def _poll(ctx: Context, request: Request, tid: str | None) -> JSONResponse
 
 
 @router.get("/validate/polltransaction", **schemas.route("poll"))
-async def polltransaction(request: Request, ctx: Ctx) -> JSONResponse:
+async def polltransaction(request: Request) -> JSONResponse:
     """Whether the push of a transaction was approved (then finalize it with ``/validate/check``),
     declined, or is still pending. Unknown transactions read as pending."""
-    return await _guarded(request, lambda p: _poll(ctx, request, p.get("transaction_id")))
+    return await _guarded(request, lambda p: _poll(request, p.get("transaction_id")))
 
 
 @router.get("/validate/polltransaction/{transaction_id}", **schemas.route("poll_path"))
-async def polltransaction_path(transaction_id: str, request: Request, ctx: Ctx) -> JSONResponse:
+async def polltransaction_path(transaction_id: str, request: Request) -> JSONResponse:
     """The path form of ``/validate/polltransaction``."""
-    return await _guarded(request, lambda p: _poll(ctx, request, transaction_id))
+    return await _guarded(request, lambda p: _poll(request, transaction_id))
 
 
 @router.options("/validate/polltransaction", include_in_schema=False)
 @router.options("/validate/polltransaction/{transaction_id}", include_in_schema=False)
-async def polltransaction_preflight(request: Request, ctx: Ctx) -> Response:
+async def polltransaction_preflight(request: Request) -> Response:
     """The CORS preflight of in-browser pollers (only when origins are configured)."""
-    return Response(status_code=204, headers=cors.preflight_headers(ctx.settings, request))
+    settings = context_of(request).settings
+    return Response(status_code=204, headers=cors.preflight_headers(settings, request))
 
 
 # -- /auth ---------------------------------------------------------------------------------
@@ -259,9 +268,10 @@ def _login(ctx: Context, username: str, password: str) -> bool:
 
 
 @router.post("/auth", **schemas.route("auth", post=True))
-async def auth(request: Request, ctx: Ctx) -> JSONResponse:
+async def auth(request: Request) -> JSONResponse:
     """A service account's login: ``result.value.token`` is the JWT for
     ``/validate/triggerchallenge``. Accounts are made with ``twofa pi-account create``."""
+    ctx = context_of(request)
 
     async def handle(p: dict[str, str]) -> JSONResponse:
         username, password, realm = p.get("username", ""), p.get("password", ""), p.get("realm", "")

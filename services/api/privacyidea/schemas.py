@@ -103,10 +103,23 @@ _PARAMS = {
 }
 
 
+# What ``services.api.observability`` reads on every request; the native routes declare it
+# through a dependency.
+_CORRELATION_HEADER = {
+    "name": "x-correlation-id",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The request's id in the logs and its events, if well-formed "
+                   "(`X-Request-ID` is read too); otherwise a new one.",
+}
+
+
 def route(name: str, *, post: bool = False) -> dict[str, Any]:
     """``response_model``, ``responses`` and the hand-written request of one operation:
     a POST takes its parameters from a form, multipart or JSON body (or the query), a GET
     from the query only."""
     names = _PARAMS[name]
-    extra = _body(*names) if post else (_query(*names) if names else {})
+    extra = _body(*names) if post else _query(*names)
+    extra["parameters"] = [_CORRELATION_HEADER, *extra.get("parameters", [])]
     return {"response_model": PiResponse, "responses": _ERRORS, "openapi_extra": extra}

@@ -48,10 +48,10 @@ def build_context(
         publisher = CeleryPublisher(make_celery(settings, "twofa-publisher"))
         broker_probe = broker_check(settings)
     dispatcher: Dispatcher = (
-        BackgroundDispatcher(publisher, sessions, clock)
+        BackgroundDispatcher(publisher, engine, clock)
         if background
-        else InlineDispatcher(publisher, sessions, clock,
-                              PublishedMarker(sessions, clock) if batch_marks else None)
+        else InlineDispatcher(publisher, engine, clock,
+                              PublishedMarker(engine, clock) if batch_marks else None)
     )
     ctx = Context(
         settings=settings,

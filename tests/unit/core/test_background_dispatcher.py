@@ -94,7 +94,7 @@ def test_audit_only_rows_go_out_in_one_publish_and_one_update(ctx, clock, update
     publisher = BatchRecorder()
     rows = committed(ctx, clock, *[AUDIT_ONLY] * 40)
     monkeypatch.setattr(outbox.threading, "Condition", CountingCondition)
-    dispatcher = BackgroundDispatcher(publisher, ctx.sessions, clock, linger=0.3)
+    dispatcher = BackgroundDispatcher(publisher, ctx.engine, clock, linger=0.3)
     for row in rows:  # one unit of work after another
         dispatcher.dispatch([row])
     wait_for(lambda: unpublished(ctx) == 0)
@@ -108,7 +108,7 @@ def test_audit_only_rows_go_out_in_one_publish_and_one_update(ctx, clock, update
 def test_a_command_goes_out_at_once_with_what_is_pending(ctx, clock, updates):
     publisher = BatchRecorder()
     audit, command = committed(ctx, clock, AUDIT_ONLY, AUDIT_ONLY), committed(ctx, clock, COMMAND)
-    dispatcher = BackgroundDispatcher(publisher, ctx.sessions, clock, linger=60)
+    dispatcher = BackgroundDispatcher(publisher, ctx.engine, clock, linger=60)
     started = time.monotonic()
     dispatcher.dispatch(audit)
     dispatcher.dispatch(command)
@@ -121,7 +121,7 @@ def test_a_command_goes_out_at_once_with_what_is_pending(ctx, clock, updates):
 
 def test_batches_published_close_together_are_marked_in_one_update(ctx, clock, updates):
     publisher = BatchRecorder()
-    dispatcher = BackgroundDispatcher(publisher, ctx.sessions, clock, linger=0.0, mark_every=60)
+    dispatcher = BackgroundDispatcher(publisher, ctx.engine, clock, linger=0.0, mark_every=60)
     dispatcher.dispatch(committed(ctx, clock, COMMAND))
     wait_for(lambda: len(publisher.batches) == 1)
     dispatcher.dispatch(committed(ctx, clock, AUDIT_ONLY))
@@ -134,7 +134,7 @@ def test_batches_published_close_together_are_marked_in_one_update(ctx, clock, u
 def test_a_refused_batch_is_left_to_the_relay_and_the_thread_goes_on(ctx, clock, updates):
     publisher = BatchRecorder()
     publisher.down = True
-    dispatcher = BackgroundDispatcher(publisher, ctx.sessions, clock, linger=0.0)
+    dispatcher = BackgroundDispatcher(publisher, ctx.engine, clock, linger=0.0)
     dispatcher.dispatch(committed(ctx, clock, COMMAND, AUDIT_ONLY))
     wait_for(lambda: publisher.attempts == 1)
     assert publisher.batches == [] and updates == [] and unpublished(ctx) == 2
@@ -147,7 +147,7 @@ def test_a_refused_batch_is_left_to_the_relay_and_the_thread_goes_on(ctx, clock,
 
 def test_close_flushes_what_is_lingering(ctx, clock, updates):
     publisher = BatchRecorder()
-    dispatcher = BackgroundDispatcher(publisher, ctx.sessions, clock, linger=60)
+    dispatcher = BackgroundDispatcher(publisher, ctx.engine, clock, linger=60)
     dispatcher.dispatch(committed(ctx, clock, AUDIT_ONLY, AUDIT_ONLY))
     dispatcher.dispatch(committed(ctx, clock, AUDIT_ONLY))
     started = time.monotonic()

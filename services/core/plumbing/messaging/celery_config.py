@@ -78,12 +78,22 @@ RECONNECT_INTERVALS = {"interval_start": 0.0, "interval_step": 0.5, "interval_ma
 
 
 class PromptReconnect(Connection):
-    """A broker connection that tries again every second at most while the broker is away."""
+    """A broker connection that tries again every second at most while the broker is away,
+    and that talks to Redis through ``redis_transport`` (one client per channel)."""
 
     def ensure_connection(self, *args: Any, **kwargs: Any) -> Any:
         for key, value in RECONNECT_INTERVALS.items():
             kwargs.setdefault(key, value)
         return super().ensure_connection(*args, **kwargs)
+
+    def get_transport_cls(self) -> Any:
+        cls = super().get_transport_cls()
+        # By name: importing kombu's Redis transport (and redis-py) is for Redis brokers only.
+        if f"{cls.__module__}:{cls.__qualname__}" != "kombu.transport.redis:Transport":
+            return cls
+        from services.core.plumbing.messaging import redis_transport
+
+        return redis_transport.Transport
 
 
 class PromptAmqp(AMQP):

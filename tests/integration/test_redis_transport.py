@@ -6,6 +6,7 @@ acknowledgement); the client costs more to build than the command costs to send.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from kombu import Queue
 from services.cli.embedded_broker import EmbeddedBroker
 from services.core.plumbing.messaging import redis_transport
 from services.core.plumbing.messaging.celery_config import make_celery
+from services.core.plumbing.messaging.publisher import CeleryPublisher
 from services.core.plumbing.settings import Settings
 
 
@@ -38,11 +40,22 @@ def clients_built(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return built
 
 
-def test_publishes_and_acks_share_one_client_per_channel(
+def test_celery_publishes_through_one_client(
+    settings: Settings, broker: EmbeddedBroker, clients_built: list[object]
+) -> None:
+    publisher = CeleryPublisher(make_celery(settings.model_copy(update={"broker_url": broker.url})))
+    for _ in range(30):  # through Celery's pool of producers and connections, as the API does
+        publisher.publish_many([{"event_id": str(uuid.uuid4()), "type": "challenge.verified",
+                                 "data": {}}])
+    # kombu's own Channel built one per publish.
+    assert 1 <= len(clients_built) <= 2, len(clients_built)
+
+
+def test_a_consumer_receives_and_acks_through_one_client(
     settings: Settings, broker: EmbeddedBroker, clients_built: list[object]
 ) -> None:
     app = make_celery(settings.model_copy(update={"broker_url": broker.url}))
-    with app.connection_for_write() as conn:
+    with app.connection_for_read() as conn:
         assert conn.get_transport_cls() is redis_transport.Transport
         queue = conn.SimpleQueue(Queue("transport-test", routing_key="transport-test"))
         for i in range(30):

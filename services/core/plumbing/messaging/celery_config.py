@@ -9,6 +9,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 from celery.signals import before_task_publish
 from kombu import Connection, Exchange, Queue
+from kombu.connection import ConnectionPool, PooledConnection
 
 from services.core.plumbing.messaging.routes import QUEUES
 from services.core.plumbing.settings import Settings
@@ -79,7 +80,8 @@ RECONNECT_INTERVALS = {"interval_start": 0.0, "interval_step": 0.5, "interval_ma
 
 class PromptReconnect(Connection):
     """A broker connection that tries again every second at most while the broker is away,
-    and that talks to Redis through ``redis_transport`` (one client per channel)."""
+    and that talks to Redis through ``redis_transport`` (one client per channel). So do the
+    connections of its pool, which Celery publishes on."""
 
     def ensure_connection(self, *args: Any, **kwargs: Any) -> Any:
         for key, value in RECONNECT_INTERVALS.items():
@@ -94,6 +96,18 @@ class PromptReconnect(Connection):
         from services.core.plumbing.messaging import redis_transport
 
         return redis_transport.Transport
+
+    def Pool(self, limit: int | None = None, **kwargs: Any) -> ConnectionPool:  # noqa: N802
+        return _PromptPool(self, limit=limit, **kwargs)
+
+
+class _PromptPooled(PooledConnection, PromptReconnect):  # type: ignore[misc]
+    """A connection of a ``PromptReconnect``'s pool (kombu's pool makes plain ones)."""
+
+
+class _PromptPool(ConnectionPool):
+    def new(self) -> _PromptPooled:
+        return _PromptPooled(self, **dict(self.connection._info(resolve=False)))
 
 
 class PromptAmqp(AMQP):

@@ -1,4 +1,5 @@
-"""API fixtures: the FastAPI app on the test Context, and API keys per scope."""
+"""API fixtures: the FastAPI app on the test Context, and API keys per scope; an embedded
+broker for the tests that publish for real."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
+from services.cli.embedded_broker import EmbeddedBroker
 from services.core import apikeys
 from services.core.plumbing.context import Context
+from services.core.plumbing.settings import Settings
 
 
 @pytest.fixture
@@ -35,3 +38,10 @@ def enroll_headers(make_key: Callable[..., str]) -> dict[str, str]:
 @pytest.fixture
 def challenge_headers(make_key: Callable[..., str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_key('challenge')}"}
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(settings.var_dir / "broker", persistent=False).start()
+    yield broker
+    broker.stop()

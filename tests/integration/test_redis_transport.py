@@ -7,7 +7,6 @@ acknowledgement); the client costs more to build than the command costs to send.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,13 +17,6 @@ from services.core.plumbing.messaging import redis_transport
 from services.core.plumbing.messaging.celery_config import make_celery
 from services.core.plumbing.messaging.publisher import CeleryPublisher
 from services.core.plumbing.settings import Settings
-
-
-@pytest.fixture
-def broker(settings: Settings) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(settings.var_dir / "broker", persistent=False).start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture

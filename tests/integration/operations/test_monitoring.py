@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from services.cli.embedded_broker import EmbeddedBroker
 from services.core.models import AuditCheckpoint
 from services.core.plumbing import metrics, state_metrics
 from services.core.plumbing.context import Context
-from services.core.plumbing.settings import Settings
 from services.core.plumbing.state_metrics import StateCollector
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,12 +29,6 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
 METRIC = re.compile(r"\b(twofa_[a-z0-9_]+)\b(\{[^}]*\})?")
 BY = re.compile(r"\bby\s*\(([^)]*)\)")
 
-
-@pytest.fixture
-def broker(settings: Settings) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(settings.var_dir / "broker", persistent=False).start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture

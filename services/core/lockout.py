@@ -365,7 +365,7 @@ def unlock(ctx: Context, user_id: str, token_id: uuid.UUID | None = None) -> lis
     one token of the user (or of all of them). Returns the tokens that changed; each gets
     a ``token.unlocked`` event."""
     with ctx.uow() as uow:
-        conn = uow.session.connection()
+        conn = uow.connection
         if (
             token_id is not None
             and conn.execute(_OWNED, {"b_token": token_id, "b_user": user_id}).first() is None

@@ -45,7 +45,7 @@ def cover(
     if factor is None:
         raise Conflict("the answering token is not a factor of this area", code="not_covered")
     with ctx.uow(correlation_id) as uow:
-        conn = uow.session.connection()
+        conn = uow.connection
         if not store.close_covered(conn, target.id, factor.id, factor.type, answer.state, now):
             raise Conflict("the challenge is closed", code="challenge_closed")
         uow.emit(

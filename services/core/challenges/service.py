@@ -53,7 +53,7 @@ def create(
             uow.commit()
             return ChallengeView(None)
         values = new_challenge(ctx, uow, user_id, area)
-        store.insert(uow.session.connection(), values)
+        store.insert(uow.connection, values)
         uow.emit(rules.created(values["id"], area, factors, "login"), user_id=user_id)
         uow.commit()
     return ChallengeView(transient(Challenge, values), factors)  # the answer is built from it
@@ -138,7 +138,7 @@ def login(
     lockout.refuse_while_waiting(protection.user_backoff_until, token.backoff_until, now)
     code = code.strip().replace(" ", "")
     with ctx.uow(correlation_id) as uow:
-        conn = uow.session.connection()
+        conn = uow.connection
         values = new_challenge(ctx, uow, user_id, area)
         values.update(token_id=token.id, token_type=token.type)
         if len(code) <= lockout.MAX_CODE_LENGTH and factor_for(token.type).check_code(
@@ -198,7 +198,7 @@ def select_factor(
             ctx, uow, token, ChallengeRef(snap.id, snap.user_id, snap.area, snap.purpose)
         )
         if not store.select_factor(
-            uow.session.connection(), snap.id, token, now, result.expires_at
+            uow.connection, snap.id, token, now, result.expires_at
         ):
             raise Conflict(
                 "the challenge is closed", code="challenge_closed"
@@ -265,7 +265,7 @@ def _check(
     now: datetime,
 ) -> Challenge | int:
     """The verified challenge, or the attempts left when the code was wrong (and counted)."""
-    conn = uow.session.connection()
+    conn = uow.connection
     selecting = snap.token_id is None
     code = code.strip().replace(" ", "")
     if len(code) <= lockout.MAX_CODE_LENGTH and factor_for(token.type).check_code(
@@ -316,7 +316,7 @@ def answer_push(
     """The phone approved or declined; False if the challenge closed or expired meanwhile.
     Runs in the push endpoint's unit of work, which also checked the signature."""
     now = ctx.clock.now()
-    conn = uow.session.connection()
+    conn = uow.connection
     state = ChallengeState.APPROVED if approve else ChallengeState.DECLINED
     if not store.close_answered(
         conn, challenge.id, token_id, state, None if approve else reason, now
@@ -340,7 +340,7 @@ def count_wrong_answer(
     """A wrong answer from a device (a push's number matching): one attempt of the
     challenge, which stays open while attempts are left."""
     counted = store.count_attempt(
-        uow.session.connection(), challenge.id, token_id, "push", ctx.clock.now()
+        uow.connection, challenge.id, token_id, "push", ctx.clock.now()
     )
     if counted is None:
         return False
@@ -357,7 +357,7 @@ def mark_undeliverable(
     """A pending challenge waiting for an SMS that cannot be delivered fails with reason
     ``undeliverable``, only if the user has not moved on (still this factor selected)."""
     row = store.mark_undeliverable(
-        uow.session.connection(), challenge_id, token_id, ctx.clock.now()
+        uow.connection, challenge_id, token_id, ctx.clock.now()
     )
     if row is not None:
         uow.emit(
@@ -382,7 +382,7 @@ def expire_due(ctx: Context, batch: int = 500, max_batches: int = 20) -> int:
         pushes = 0
         with ctx.uow() as uow:
             now = ctx.clock.now()
-            conn = uow.session.connection()
+            conn = uow.connection
             rows = store.due(conn, now, batch)
             for row in rows:
                 if store.expire(conn, row.id, now):

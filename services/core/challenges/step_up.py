@@ -58,7 +58,7 @@ def create(
         return ChallengeView(None)
     with ctx.uow(correlation_id) as uow:
         values = new_challenge(ctx, uow, user_id, STEP_UP_AREA, purpose, target)
-        store.insert(uow.session.connection(), values)
+        store.insert(uow.connection, values)
         uow.emit(
             rules.created(values["id"], STEP_UP_AREA, factors, purpose, target), user_id=user_id
         )
@@ -78,7 +78,7 @@ def spend(
     403 with the reason when it cannot be (nothing is spent then)."""
     now = ctx.clock.now()
     fresh_after = now - timedelta(seconds=ctx.settings.step_up_use_seconds)
-    conn = uow.session.connection()
+    conn = uow.connection
     if store.use_step_up(conn, step_up_id, user_id, purpose, target, now, fresh_after):
         return
     raise refusal(store.get(conn, step_up_id), user_id, purpose, target, fresh_after)

@@ -38,5 +38,5 @@ class Context:
     broker_probe: Callable[[], None] | None = None
 
     def uow(self, correlation_id: str | None = None) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.clock, self.dispatcher, correlation_id,
+        return UnitOfWork(self.engine, self.sessions, self.clock, self.dispatcher, correlation_id,
                           redispatch_after=self.settings.redispatch_after_seconds)

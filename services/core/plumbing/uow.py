@@ -8,6 +8,11 @@ published until that commit has succeeded, and a unit of work that is left witho
 rolls back, events included, except those emitted with ``survive_rollback=True``: an alert
 about a refusal (an SMS cap tripped) must outlive the refusal it reports, so a rollback
 writes those alone in a transaction of their own.
+
+A unit of work opens an ORM ``session`` only when its use case asks for one: the challenge
+flow (the login among it) runs statements on the unit's ``connection`` alone, and opening
+and committing a Session cost a login more than its statements. Asked for first, the
+session brings its connection; asked for after the connection, it joins its transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.core.models import DispatchWatch, OutboxEvent
@@ -44,6 +50,7 @@ _INSERT_WATCH = Prepared(insert_named(DispatchWatch.__table__, "event_id", "due_
 class UnitOfWork:
     def __init__(
         self,
+        engine: Engine,
         sessions: sessionmaker[Session],
         clock: Clock,
         dispatcher: Dispatcher,
@@ -51,7 +58,10 @@ class UnitOfWork:
         *,
         redispatch_after: float = 5.0,
     ) -> None:
+        self._engine = engine
         self._sessions = sessions
+        self._session: Session | None = None
+        self._conn: Connection | None = None
         self._redispatch_after = timedelta(seconds=redispatch_after)
         self.clock = clock
         self._dispatcher = dispatcher
@@ -59,10 +69,33 @@ class UnitOfWork:
         self.correlation_id = correlation_id or current_correlation() or uuid.uuid4().hex
         self._pending: list[dict[str, Any]] = []
         self._surviving: list[dict[str, Any]] = []
-        self.session: Session
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            # Asked for after the connection (a step-up spent, then an ORM change): the
+            # Session joins the connection's transaction, which the unit of work commits.
+            self._session = (
+                self._sessions() if self._conn is None
+                else self._sessions(bind=self._conn, join_transaction_mode="rollback_only")
+            )
+        return self._session
+
+    @property
+    def connection(self) -> Connection:
+        if self._session is not None:
+            return self._session.connection()
+        if self._conn is None:
+            conn = self._engine.connect()
+            try:
+                conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._sessions()
         return self
 
     def __exit__(
@@ -71,8 +104,13 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.rollback()
-        self.session.close()
+        try:
+            self.rollback()
+        finally:
+            if self._session is not None:
+                self._session.close()
+            if self._conn is not None:
+                self._conn.close()
 
     def emit(
         self, data: EventData, *, user_id: str | None, survive_rollback: bool = False
@@ -90,7 +128,10 @@ class UnitOfWork:
 
     def commit(self) -> None:
         rows = self._write_outbox() if self._pending else []
-        self.session.commit()
+        if self._session is not None:
+            self._session.commit()  # joined to ``_conn``: flushes, leaves the commit to it
+        if self._conn is not None:
+            self._conn.commit()
         committed = self._pending
         self._pending, self._surviving = [], []
         if rows:
@@ -100,7 +141,7 @@ class UnitOfWork:
     def _write_outbox(self) -> list[tuple[int, dict[str, Any]]]:
         """This unit's events, in emit order, with their sequence numbers."""
         now = self.clock.now()
-        conn = self.session.connection()
+        conn = self.connection
         rows: list[tuple[int, dict[str, Any]]] = []
         for envelope in self._pending:
             event_id = uuid.UUID(envelope["event_id"])
@@ -115,7 +156,7 @@ class UnitOfWork:
     def rollback(self) -> None:
         surviving, self._surviving = self._surviving, []
         self._pending = []
-        self.session.rollback()
+        self._rollback()
         if surviving:
             self._pending = surviving
             try:
@@ -123,4 +164,10 @@ class UnitOfWork:
             except Exception:  # never hide the error that caused the rollback
                 log.exception("could not record %d event(s) after a rollback", len(surviving))
                 self._pending = []
-                self.session.rollback()
+                self._rollback()
+
+    def _rollback(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+        if self._conn is not None:
+            self._conn.rollback()

@@ -248,7 +248,7 @@ def expire_enrollments(ctx: Context, batch: int = 500, max_batches: int = 20) ->
     for _ in range(max_batches):
         with ctx.uow() as uow:
             now = ctx.clock.now()
-            conn = uow.session.connection()
+            conn = uow.connection
             rows = conn.execute(_DUE_ENROLLMENTS, {"b_now": now, "b_limit": batch}).all()
             for row in rows:
                 gone = conn.execute(_DELETE_EXPIRED_ENROLLMENT, {"b_token": row.id, "b_now": now})

@@ -48,7 +48,7 @@ def check_any_token_code(
     if not tokens:
         raise ValueError("no token to check the code against")
     now = ctx.clock.now()
-    conn = uow.session.connection()
+    conn = uow.connection
     user_id = tokens[0].user_id
     user = conn.execute(_USER_STATE, {"b_user": user_id}).first()
     user_backoff, user_failures = (

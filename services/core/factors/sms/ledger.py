@@ -169,7 +169,7 @@ def record_sent_many(ctx: Context, records: Sequence[SentRecord]) -> list[bool]:
     work; the events are published after the commit. Returns which ones were recorded."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
-        conn = uow.session.connection()
+        conn = uow.connection
         query = select(D.c.message_id).where(
             D.c.message_id.in_({r.cmd.message_id for r in records}), D.c.state.in_(OPEN))
         still_open = set(conn.execute(_locked(conn, query)).scalars())

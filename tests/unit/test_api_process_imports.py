@@ -2,7 +2,8 @@
 
 Every module imported stays in the process's memory for its lifetime, and the API runs as
 several processes. The SMS providers' SDKs (Vonage's, with its HTTP clients; Twilio's REST
-client on aiohttp) send from the SMS worker only; SQLAlchemy's PostgreSQL dialect is of no
+client on aiohttp) send from the SMS worker only; the QR encoder and the phone number
+parser wait for the first enrollment or number that needs them; SQLAlchemy's PostgreSQL dialect is of no
 use on SQLite; Celery's Django fixup adapts it to a framework twofa does not use. The import
 is checked in a fresh interpreter, as uvicorn starts it.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_ONLY = ("vonage", "vonage_http_client", "vonage_sms", "aiohttp", "requests", "twilio.rest")
 UNUSED = ("celery.fixups.django",)
+ON_FIRST_USE = ("segno", "phonenumbers")
 
 
 def modules_after_api_start(tmp_path: Path, database_url: str) -> set[str]:
@@ -35,4 +37,5 @@ def test_the_api_does_not_load_the_sms_senders_or_unused_code(tmp_path: Path) ->
     assert "services.api.routes.callbacks" in loaded  # the Vonage receipts are served
     assert not [name for name in WORKER_ONLY if name in loaded]
     assert not [name for name in UNUSED if name in loaded]
+    assert not [name for name in ON_FIRST_USE if name in loaded]
     assert "sqlalchemy.dialects.postgresql" not in loaded

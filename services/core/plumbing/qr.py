@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import segno
-
 
 def qr_data_uris(payload: str) -> dict[str, str]:
+    # Imported on the first enrollment: most processes never draw a QR code, and the API
+    # would hold segno and the XML writer it brings for its whole life.
+    import segno
+
     qr = segno.make(payload, error="m", micro=False)
     return {
         "qr_svg": qr.svg_data_uri(scale=4, border=4),

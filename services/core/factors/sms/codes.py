@@ -18,7 +18,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-import phonenumbers
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
@@ -39,6 +38,10 @@ CODE_DIGITS = 6
 
 def normalise_phone(raw: str) -> str:
     """E.164 for an international number (``+`` and country code); 422 otherwise."""
+    # Imported on the first number seen, as in ``destinations``: a process that handles no
+    # phone number (a TOTP-only API, most workers) does not hold its parser and metadata.
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:

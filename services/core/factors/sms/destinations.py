@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import phonenumbers
 from sqlalchemy import func, select, true
 
 from services.core.errors import Throttled, Unprocessable
@@ -31,6 +30,8 @@ HOUR = 3600
 
 
 def country_of(e164: str) -> str | None:
+    import phonenumbers  # on the first number seen (see ``codes.normalise_phone``)
+
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
     except phonenumbers.NumberParseException:

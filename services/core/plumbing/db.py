@@ -158,10 +158,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # The relay checkpoints the log (plumbing.wal); a commit does only if none has run for
     # this many pages.
     cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-    # Reads through a memory map, shared by every connection and process, instead of a
-    # read() into each connection's own page cache, so that a login's B-tree lookups
-    # stay cheap as the token table grows.
-    cur.execute("PRAGMA mmap_size=1073741824")
+    # No memory map, whatever the build's default: SQLite drops a connection's map whenever
+    # another connection has committed since its last transaction, which here is nearly
+    # every time (the other API connections, the relay, the audit consumer), and then maps
+    # the file again and takes a page fault for each page it reads. Reading into the page
+    # cache costs a login less, with a thousand tokens as with a million.
+    cur.execute("PRAGMA mmap_size=0")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

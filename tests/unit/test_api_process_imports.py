@@ -3,9 +3,9 @@
 Every module imported stays in the process's memory for its lifetime, and the API runs as
 several processes. The SMS providers' SDKs (Vonage's, with its HTTP clients; Twilio's REST
 client on aiohttp) send from the SMS worker only; the QR encoder and the phone number
-parser wait for the first enrollment or number that needs them; SQLAlchemy's PostgreSQL dialect is of no
-use on SQLite; Celery's Django fixup adapts it to a framework twofa does not use. The import
-is checked in a fresh interpreter, as uvicorn starts it.
+parser wait for the first QR code or phone number; SQLAlchemy's PostgreSQL dialect is of
+no use on SQLite; Celery's Django fixup adapts it to a framework twofa does not use. The
+import is checked in a fresh interpreter, as uvicorn starts it.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 
 def qr_data_uris(payload: str) -> dict[str, str]:
-    # Imported on the first enrollment: most processes never draw a QR code, and the API
-    # would hold segno and the XML writer it brings for its whole life.
+    # Imported on the first QR code drawn: a process that never draws one (the workers, an
+    # API that only checks logins) does not hold segno and the XML writer it brings.
     import segno
 
     qr = segno.make(payload, error="m", micro=False)

@@ -9,6 +9,7 @@ connections sends the reader to a "connection refused".
 from __future__ import annotations
 
 import errno
+import http.client
 import socket
 import urllib.error
 import urllib.request
@@ -64,13 +65,15 @@ def ensure_free(host: str, listeners: Iterable[Listener]) -> None:
 
 
 def http_ok(address: str, timeout: float = 1.0) -> Callable[[], bool]:
-    """A check that is true once ``address`` answers 200."""
+    """A check that is true once ``address`` answers 200. Anything else is "not yet",
+    an answer that is not HTTP included: while nothing listens on a port of the ephemeral
+    range, a connection to it can get that very port as its own and read back its request."""
 
     def check() -> bool:
         try:
             with urllib.request.urlopen(address, timeout=timeout) as response:
                 return bool(response.status == 200)
-        except (urllib.error.URLError, OSError, ValueError):
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
             return False
 
     return check

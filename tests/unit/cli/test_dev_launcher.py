@@ -4,13 +4,14 @@ check and the help text."""
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from services.cli.launcher import child_env
 from services.cli.main import parser
-from services.cli.readiness import Listener, PortUnavailable, ensure_free, url
+from services.cli.readiness import Listener, PortUnavailable, ensure_free, http_ok, url
 from services.core.plumbing.settings import Settings
 
 
@@ -20,6 +21,24 @@ def test_the_port_becomes_the_public_url_unless_it_is_set(tmp_path: Path):
     assert child_env(settings, "redis://x", "0.0.0.0", 18000)["TWOFA_PUBLIC_URL"] == "http://127.0.0.1:18000"
     explicit = Settings(env="dev", var_dir=tmp_path, public_url="https://2fa.example.org")
     assert child_env(explicit, "redis://x", "127.0.0.1", 18000).get("TWOFA_PUBLIC_URL") != "http://127.0.0.1:18000"
+
+
+def test_an_answer_that_is_not_http_means_not_ready_yet():
+    # What a connection that got the unbound port as its own reads: its request echoed.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def echo() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(conn.recv(4096))
+
+        thread = threading.Thread(target=echo, daemon=True)
+        thread.start()
+        assert http_ok(f"http://127.0.0.1:{port}/portal/login")() is False
+        thread.join(5)
 
 
 def test_urls_for_clients_of_wildcard_and_ipv6_listeners():

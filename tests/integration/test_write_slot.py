@@ -209,6 +209,69 @@ def test_the_slot_is_given_back_when_the_waiting_request_is_cancelled(
     assert slot_free(ctx)
 
 
+def test_units_of_work_queued_on_the_loop_hand_the_slot_on(ctx, other_writer, monkeypatch):
+    """While another process writes, the loop's units of work queue in order; the first
+    asks the waiter thread for the slot and each hands it to the next as it ends, so the
+    waiter takes it once, not once per unit of work."""
+    takes: list[str] = []
+    take = db._WriterQueue._take
+
+    def counting_take(self: db._WriterQueue) -> None:
+        takes.append(threading.current_thread().name)
+        take(self)
+
+    monkeypatch.setattr(db._WriterQueue, "_take", counting_take)
+    writer = other_writer()
+    ran: list[int] = []
+    units = db._WriterQueue.HANDOFFS
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(run_db(ctx, ran.append, i)) for i in range(units)]
+        await asyncio.sleep(0.05)
+        assert ran == []
+        writer.commit()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+    asyncio.run(main())
+    assert ran == list(range(units))
+    assert takes == ["sqlite-write-slot"]
+    assert slot_free(ctx)
+
+
+def test_a_waiting_thread_writes_between_the_loop_s_hand_offs(ctx, other_writer):
+    """The loop hands the slot on at most ``HANDOFFS`` times in a row, then gives it back to
+    the queue of the file lock: a worker thread waiting meanwhile gets its turn before the
+    loop's queue has run dry."""
+    writer = other_writer()
+    order: list[str] = []
+    waiting = threading.Event()
+
+    def thread_write() -> None:
+        waiting.set()
+        with ctx.engine.begin() as conn:
+            conn.execute(text("SELECT 1"))
+            order.append("thread")
+
+    units = 3 * (db._WriterQueue.HANDOFFS + 1)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(run_db(ctx, order.append, "loop")) for _ in range(units)]
+        await asyncio.sleep(0.05)
+        worker = threading.Thread(target=thread_write, daemon=True)
+        worker.start()
+        assert waiting.wait(5)
+        await asyncio.sleep(0.05)
+        writer.commit()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        await asyncio.to_thread(worker.join, 10)
+
+    asyncio.run(main())
+    assert order.count("loop") == units and "thread" in order
+    # after at most two rounds of hand-offs (the waiter thread may take the slot first once)
+    assert order.index("thread") <= 2 * (db._WriterQueue.HANDOFFS + 1)
+    assert slot_free(ctx)
+
+
 def test_a_thread_s_transaction_waits_for_the_slot_the_loop_holds(ctx):
     """The synchronous way (workers, the relay, the thread pool) is unchanged: each
     transaction takes the slot in ``begin`` and waits while the loop's unit of work
@@ -235,13 +298,14 @@ def test_a_thread_s_transaction_waits_for_the_slot_the_loop_holds(ctx):
 
 def test_no_slot_within_the_wait_is_a_timeout_and_the_loop_keeps_running(ctx, monkeypatch):
     monkeypatch.setattr(db._WriterQueue, "WAIT_SECONDS", 0.2)
-    opened, close = threading.Event(), threading.Event()
+    opened, close, committed = threading.Event(), threading.Event(), threading.Event()
 
     def long_write() -> None:  # a thread of this process in a long transaction
         with ctx.engine.begin() as conn:
             conn.execute(text("SELECT 1"))
             opened.set()
             close.wait(10)
+        committed.set()  # its slot still its own to give back: the loop's timeout left it
 
     threading.Thread(target=long_write, daemon=True).start()
     assert opened.wait(5)
@@ -260,4 +324,5 @@ def test_no_slot_within_the_wait_is_a_timeout_and_the_loop_keeps_running(ctx, mo
         assert asyncio.run(main()) >= 5
     finally:
         close.set()
+    assert committed.wait(5)
     assert slot_free(ctx)

@@ -13,8 +13,8 @@ import queue
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, TypeVar, cast
@@ -230,9 +230,10 @@ class _WriterQueue:
         self._pid = 0
         # The thread that holds the slot across transactions (an event loop's), if any.
         self._holder: int | None = None
-        self._waits: queue.SimpleQueue[tuple[Future[None], int]] | None = None
+        self._waits: queue.SimpleQueue[tuple[Any, _LoopTurns, int]] | None = None
         self._waits_pid = 0
         self._waits_guard = threading.Lock()
+        self._turns: dict[asyncio.AbstractEventLoop, _LoopTurns] = {}
 
     def install(self, engine: Engine) -> None:
         event.listen(engine, "begin", self._begin)
@@ -336,30 +337,68 @@ class _WriterQueue:
 
     async def hold(self) -> None:
         """Take the slot for the calling thread (an event loop's) until ``give_back``; the
-        transactions it begins meanwhile run inside it. A free slot is taken at once;
-        a busy one is waited for by this process's waiter thread, while the loop serves
-        other requests. Raises ``TimeoutError`` as ``begin`` does."""
+        transactions it begins meanwhile run inside it. A free slot is taken at once. A
+        busy one is waited for in order with the loop's other units of work, while the
+        loop serves other requests: only the first of them asks this process's waiter
+        thread, and each hands the slot on to the next as it ends. Through the waiter,
+        each unit of work would cost a thread hop, and leave the slot idle while the
+        waiter waits for the GIL the loop holds. After ``HANDOFFS`` in a row the slot
+        goes back to the file lock's queue, so that other processes and threads write in
+        between. Raises ``TimeoutError`` as ``begin`` does."""
+        loop = asyncio.get_running_loop()
         me = threading.get_ident()
-        if self._try_take():
+        turns = self._turns.get(loop)
+        if turns is None and self._holder != me and self._try_take():
             self._holder = me
             return
-        wait = self._wait_for(me)
+        if turns is None:
+            turns = self._turns[loop] = _LoopTurns()
+        turn: asyncio.Future[None] = loop.create_future()
+        turns.waiting.append(turn)
+        if self._holder != me and not turns.asked:
+            self._ask_waiter(loop, turns, me)
         try:
-            await asyncio.wrap_future(wait)
-        except BaseException:  # cancelled: a slot the waiter takes later is given back
-            if not wait.cancel():
-                wait.add_done_callback(self._give_back_unclaimed)
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self.give_back()  # handed the slot as it was cancelled: on to the next
+            elif turn in turns.waiting:
+                turns.waiting.remove(turn)
+                self._forget_if_idle(loop, turns)
             raise
 
     def give_back(self) -> None:
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is not None and turns.handed < self.HANDOFFS and self._hand_on(turns):
+            turns.handed += 1
+            return
         self._holder = None
         self._release()
+        if turns is not None:
+            turns.handed = 0
+            if turns.waiting and not turns.asked:
+                self._ask_waiter(loop, turns, threading.get_ident())
+            self._forget_if_idle(loop, turns)
 
-    def _give_back_unclaimed(self, wait: Future[None]) -> None:
-        if not wait.cancelled() and wait.exception() is None:
-            self.give_back()
+    HANDOFFS = 8
 
-    def _wait_for(self, holder: int) -> Future[None]:
+    @staticmethod
+    def _hand_on(turns: _LoopTurns) -> bool:
+        """Wake the next unit of work waiting on this loop, which now holds the slot."""
+        while turns.waiting:
+            turn = turns.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return True
+        return False
+
+    def _forget_if_idle(self, loop: asyncio.AbstractEventLoop, turns: _LoopTurns) -> None:
+        if not turns.waiting and not turns.asked and self._turns.get(loop) is turns:
+            del self._turns[loop]
+
+    def _ask_waiter(self, loop: asyncio.AbstractEventLoop, turns: _LoopTurns, holder: int) -> None:
+        turns.asked = True
         with self._waits_guard:
             if self._waits is None or self._waits_pid != os.getpid():  # anew after a fork
                 self._waits, self._waits_pid = queue.SimpleQueue(), os.getpid()
@@ -367,26 +406,60 @@ class _WriterQueue:
                     target=self._serve_waits, args=(self._waits,),
                     name="sqlite-write-slot", daemon=True,
                 ).start()
-            wait: Future[None] = Future()
-            self._waits.put((wait, holder))
-        return wait
+            self._waits.put((loop, turns, holder))
 
-    def _serve_waits(self, waits: queue.SimpleQueue[tuple[Future[None], int]]) -> None:
-        """One thread per process waits for the slot on behalf of its loops' callers, in
-        order. It names the caller's thread the holder before waking the caller, so that
-        a transaction begun on that loop in between runs inside the slot rather than
-        waiting on the loop for a slot the loop itself holds."""
+    def _serve_waits(self, waits: queue.SimpleQueue[tuple[Any, _LoopTurns, int]]) -> None:
+        """One thread per process takes the slot on behalf of its loops, in order. It names
+        the loop's thread the holder before the loop learns of it, so that a transaction
+        begun on that loop in between runs inside the slot rather than waiting on the loop
+        for a slot the loop itself holds."""
         while True:
-            wait, holder = waits.get()
-            if not wait.set_running_or_notify_cancel():
-                continue  # its caller was cancelled before its turn
+            loop, turns, holder = waits.get()
             try:
                 self._take()
             except BaseException as exc:
-                wait.set_exception(exc)
+                self._call_on(loop, self._refused, loop, turns, exc)
                 continue
             self._holder = holder
-            wait.set_result(None)
+            if not self._call_on(loop, self._granted, loop, turns):
+                self._holder = None  # the loop is gone
+                self._release()
+
+    @staticmethod
+    def _call_on(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> bool:
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # closed
+            return False
+        return True
+
+    def _granted(self, loop: asyncio.AbstractEventLoop, turns: _LoopTurns) -> None:
+        turns.asked = False
+        turns.handed = 0
+        if not self._hand_on(turns):  # every waiter was cancelled meanwhile
+            self._holder = None
+            self._release()
+            self._forget_if_idle(loop, turns)
+
+    def _refused(self, loop: asyncio.AbstractEventLoop, turns: _LoopTurns,
+                 exc: BaseException) -> None:
+        turns.asked = False
+        while turns.waiting:
+            turn = turns.waiting.popleft()
+            if not turn.done():
+                turn.set_exception(exc)
+        self._forget_if_idle(loop, turns)
+
+
+class _LoopTurns:
+    """The units of work of one event loop that wait for the write slot, in order."""
+
+    __slots__ = ("waiting", "asked", "handed")
+
+    def __init__(self) -> None:
+        self.waiting: deque[asyncio.Future[None]] = deque()
+        self.asked = False  # the waiter thread is taking the slot for this loop
+        self.handed = 0  # units of work handed the slot in a row without giving it back
 
 
 _QUEUES: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()

@@ -2,7 +2,8 @@
 
 Republishes outbox rows the API could not publish (broker down, process killed),
 oldest first in bounded batches, schedules the periodic expiry and webhook sweeps, and
-checkpoints SQLite's write-ahead log so that no request has to (``plumbing.wal``).
+checkpoints SQLite's write-ahead log from a thread of its own so that no request has to
+(``plumbing.wal``).
 All are safe to run twice: consumers de-duplicate, the sweeps are compare-and-set.
 """
 
@@ -31,10 +32,15 @@ def run(settings: Settings, stop: threading.Event) -> None:
     scheduler = make_celery(settings, "twofa-scheduler")
     next_sweep = 0.0
     freeze_startup_heap()  # as in the API and the workers
+    checkpointer = threading.Thread(
+        target=wal.keep_checkpointed,
+        args=(ctx.engine, stop, settings.wal_checkpoint_interval_seconds),
+        name="wal-checkpoint", daemon=True,
+    )
+    checkpointer.start()
     log.info("relay started")
     while not stop.is_set():
         try:
-            wal.checkpoint(ctx.engine)  # first: a broker that is down must not stop it
             sent = relay_once(
                 ctx,
                 grace_seconds=settings.relay_grace_seconds,
@@ -57,3 +63,4 @@ def run(settings: Settings, stop: threading.Event) -> None:
         except Exception as exc:  # the broker or DB may be down; keep trying
             log.warning("relay pass failed: %s", type(exc).__name__)
         stop.wait(settings.relay_interval_seconds)
+    checkpointer.join(5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from pathlib import Path
 
@@ -80,7 +82,7 @@ def test_a_checkpoint_waits_for_no_reader(engine: Engine) -> None:
     assert done is not None and 0 < done.copied < done.log_pages
 
 
-def test_a_relay_pass_checkpoints(
+def test_the_relay_checkpoints(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = make_engine(database_url)
@@ -102,7 +104,7 @@ def test_a_relay_pass_checkpoints(
     )
     runner.start()
     try:
-        assert passed.wait(10)  # the first pass runs at once
+        assert passed.wait(10)  # the first checkpoint runs at once
     finally:
         stop.set()
         runner.join(10)
@@ -110,3 +112,67 @@ def test_a_relay_pass_checkpoints(
     _commit_many(engine, 1)
     assert _log_pages(engine) < 10
     engine.dispose()
+
+
+def _slot_taken(engine: Engine) -> bool:
+    """Whether a writer holds the write slot now (another process's try at its file lock)."""
+    fd = os.open(f"{engine.url.database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def passes(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> list[bool]:
+    """For each pass of a checkpoint: whether it ran in the write slot."""
+    seen: list[bool] = []
+    real = wal._passive
+
+    def spy(checkpointed: Engine) -> wal.Checkpoint:
+        seen.append(_slot_taken(engine))
+        return real(checkpointed)
+
+    monkeypatch.setattr(wal, "_passive", spy)
+    return seen
+
+
+def test_a_long_log_that_writers_appended_to_meanwhile_is_finished_in_the_write_slot(
+    engine: Engine, passes: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _commit_many(engine, wal.FINISH_AT_PAGES)
+    reader = engine.raw_connection()  # keeps the first pass from the newest frames
+    cur = reader.cursor()
+    cur.execute("BEGIN")
+    cur.execute("SELECT count(*) FROM t").fetchone()
+    _commit_many(engine, 5)
+    real_sync = wal._sync_file
+
+    def meanwhile(path: str) -> None:  # the reader leaves, writers append
+        cur.execute("ROLLBACK")
+        _commit_many(engine, 5)
+        real_sync(path)
+
+    monkeypatch.setattr(wal, "_sync_file", meanwhile)
+    try:
+        done = wal.checkpoint(engine)
+    finally:
+        reader.close()
+    assert passes == [False, True]
+    assert done is not None and done.complete
+    assert done.log_pages >= wal.FINISH_AT_PAGES + 10  # the late commits were copied too
+    _commit_many(engine, 1)
+    assert _log_pages(engine) < 10  # so the next writer started the log again
+    assert not _slot_taken(engine)
+
+
+def test_a_short_log_is_copied_without_the_write_slot(
+    engine: Engine, passes: list[bool]
+) -> None:
+    _commit_many(engine, 20)
+    done = wal.checkpoint(engine)
+    assert passes == [False]
+    assert done is not None and done.complete

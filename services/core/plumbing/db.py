@@ -333,6 +333,16 @@ class _WriterQueue:
             return False
         return True
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The slot around statements that are no transaction of ours (a checkpoint of the
+        log), so that no writer of any process appends to the log meanwhile."""
+        self._take()
+        try:
+            yield
+        finally:
+            self._release()
+
     # -- an event loop's way in (``services.api.deps.run_db``) ------------------------------
 
     async def hold(self) -> None:

@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # messaging
     broker_visibility_timeout: int = Field(300, ge=5)
     relay_interval_seconds: float = Field(1.0, gt=0)
+    # SQLite: how often the relay checkpoints the write-ahead log (services.core.plumbing.wal)
+    wal_checkpoint_interval_seconds: float = Field(0.2, gt=0, le=60)
     relay_grace_seconds: float = Field(5.0, ge=0)
     relay_batch_size: int = Field(200, ge=1, le=5000)
     # published outbox rows and consumers' processed-event ids are pruned after this long

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -69,3 +71,16 @@ def in_threads(n: int, work: Callable[[int], R]) -> list[R]:
     for t in threads:
         t.join()
     return [results[i] for i in range(n)]
+
+
+def write_slot_taken(lock_file: str) -> bool:
+    """Whether a writer holds SQLite's write slot now: another process's try at the file
+    lock the writers of every process queue on."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

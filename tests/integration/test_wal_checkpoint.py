@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from services.core.plumbing import wal
 from services.core.plumbing.db import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from services.workers import relay
 from tests.conftest import EXTERNAL_DB, make_settings
+from tests.integration.helpers import write_slot_taken
 
 pytestmark = pytest.mark.skipif(bool(EXTERNAL_DB), reason="SQLite's write-ahead log")
 
@@ -115,15 +114,7 @@ def test_the_relay_checkpoints(
 
 
 def _slot_taken(engine: Engine) -> bool:
-    """Whether a writer holds the write slot now (another process's try at its file lock)."""
-    fd = os.open(f"{engine.url.database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return write_slot_taken(f"{engine.url.database}.writer-lock")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from services.core.challenges import service as challenges
 from services.core.models import Challenge
 from services.core.plumbing import db
 from services.core.plumbing.context import Context
-from tests.integration.helpers import active_totp, totp_code
+from tests.integration.helpers import active_totp, totp_code, write_slot_taken
 
 from ..conftest import EXTERNAL_DB
 
@@ -142,18 +142,8 @@ def test_a_free_slot_is_taken_without_the_waiter_thread(ctx):
 
 
 def test_the_transactions_of_a_unit_of_work_run_in_the_slot_it_holds(ctx, lock_file):
-    import fcntl
-    import os
-
-    def probe() -> bool:  # another process's try at the file lock
-        fd = os.open(lock_file, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(fd)
+    def probe() -> bool:  # another process could write now
+        return not write_slot_taken(str(lock_file))
 
     def unit_of_work() -> list[bool]:
         seen = []

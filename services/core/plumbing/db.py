@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, TypeVar, cast
@@ -230,7 +230,7 @@ class _WriterQueue:
         self._pid = 0
         # The thread that holds the slot across transactions (an event loop's), if any.
         self._holder: int | None = None
-        self._waits: queue.SimpleQueue[tuple[Any, _LoopTurns, int]] | None = None
+        self._waits: queue.SimpleQueue[_Ask] | None = None
         self._waits_pid = 0
         self._waits_guard = threading.Lock()
         self._turns: dict[asyncio.AbstractEventLoop, _LoopTurns] = {}
@@ -418,7 +418,7 @@ class _WriterQueue:
                 ).start()
             self._waits.put((loop, turns, holder))
 
-    def _serve_waits(self, waits: queue.SimpleQueue[tuple[Any, _LoopTurns, int]]) -> None:
+    def _serve_waits(self, waits: queue.SimpleQueue[_Ask]) -> None:
         """One thread per process takes the slot on behalf of its loops, in order. It names
         the loop's thread the holder before the loop learns of it, so that a transaction
         begun on that loop in between runs inside the slot rather than waiting on the loop
@@ -436,7 +436,7 @@ class _WriterQueue:
                 self._release()
 
     @staticmethod
-    def _call_on(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> bool:
+    def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any) -> bool:
         try:
             loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # closed
@@ -471,6 +471,10 @@ class _LoopTurns:
         self.asked = False  # the waiter thread is taking the slot for this loop
         self.handed = 0  # units of work handed the slot in a row without giving it back
 
+
+# What the waiter thread is asked: take the slot for this loop's waiting units of work, and
+# name this thread (the loop's) its holder.
+_Ask = tuple[asyncio.AbstractEventLoop, _LoopTurns, int]
 
 _QUEUES: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
 

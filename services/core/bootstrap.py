@@ -48,7 +48,7 @@ def build_context(
         publisher = CeleryPublisher(make_celery(settings, "twofa-publisher"))
         broker_probe = broker_check(settings)
     dispatcher: Dispatcher = (
-        BackgroundDispatcher(publisher, engine, clock)
+        BackgroundDispatcher(publisher, engine, clock, linger=settings.audit_linger_seconds)
         if background
         else InlineDispatcher(publisher, engine, clock,
                               PublishedMarker(engine, clock) if batch_marks else None)

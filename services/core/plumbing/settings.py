@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # messaging
     broker_visibility_timeout: int = Field(300, ge=5)
     relay_interval_seconds: float = Field(1.0, gt=0)
+    # How long the API holds events only the audit log consumes, to send them in one message
+    # (messaging.outbox.BackgroundDispatcher); SMS and push commands never wait.
+    audit_linger_seconds: float = Field(0.1, ge=0, le=1)
     # SQLite: how often the relay checkpoints the write-ahead log (services.core.plumbing.wal)
     wal_checkpoint_interval_seconds: float = Field(0.2, gt=0, le=60)
     relay_grace_seconds: float = Field(5.0, ge=0)

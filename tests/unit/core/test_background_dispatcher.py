@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from services.core.bootstrap import build_context
 from services.core.models import OutboxEvent
 from services.core.plumbing.clock import FrozenClock
 from services.core.plumbing.context import Context
@@ -156,3 +157,19 @@ def test_close_flushes_what_is_lingering(ctx, clock, updates):
     assert publisher.batches == [[AUDIT_ONLY] * 3] and len(updates) == 1
     assert unpublished(ctx) == 0
     dispatcher.close()  # a second close (the lifespan's, then atexit's) is harmless
+
+
+def test_the_api_holds_audit_only_events_as_long_as_its_setting_says(settings, clock):
+    publisher = BatchRecorder()
+    slow = settings.model_copy(update={"audit_linger_seconds": 0.6})
+    api = build_context(slow, publisher=publisher, clock=clock)  # the API's: background
+    try:
+        started = time.monotonic()
+        api.dispatcher.dispatch(committed(api, clock, AUDIT_ONLY))
+        time.sleep(0.3)
+        assert publisher.batches == []  # still held
+        wait_for(lambda: publisher.batches == [[AUDIT_ONLY]])
+        assert time.monotonic() - started >= 0.6
+    finally:
+        api.dispatcher.close()  # type: ignore[attr-defined]
+        api.engine.dispose()

@@ -152,10 +152,12 @@ class RelayDispatcher:
 class BackgroundDispatcher:
     """Publishes from one daemon thread, batching rows, so a request never waits.
 
-    Events that only the audit log consumes wait up to ``linger`` s for company: the audit
-    consumer appends a message's events in one transaction, and one message per login
-    step kept it thousands of events behind under load. An event with another
-    consumer (an SMS or a push to send) is published at once, with whatever is queued.
+    Events that only the audit log consumes wait up to ``linger`` s for company
+    (``audit_linger_seconds``): the audit consumer appends a message's events in one
+    transaction, whose fixed cost (the chain's lock and head, the duplicate check, the
+    commit) is most of what an event of a small batch costs it, and one message per login
+    step kept it thousands of events behind under load. An event with another consumer
+    (an SMS or a push to send) is published at once, with whatever is queued.
 
     The same thread marks what it published: in one UPDATE for the batches published
     within ``mark_every`` s, since each write transaction takes the write lock the
@@ -167,7 +169,7 @@ class BackgroundDispatcher:
     """
 
     def __init__(self, publisher: Publisher, engine: Engine, clock: Clock,
-                 *, linger: float = 0.02, mark_every: float = 0.05,
+                 *, linger: float, mark_every: float = 0.05,
                  max_batch: int = 500) -> None:
         self._publisher, self._engine, self._clock = publisher, engine, clock
         self._linger, self._max_batch = linger, max_batch

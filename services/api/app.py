@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from services.api import docs, errors
@@ -58,10 +59,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if ctx.settings.api_threads:
-            import anyio.to_thread
-
-            anyio.to_thread.current_default_thread_limiter().total_tokens = ctx.settings.api_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = ctx.settings.api_threads
         # What startup built (modules, routes, schemas, models) lives as long as the process:
         # frozen, it is left out of every garbage collection, which then traverses only what
         # requests allocated instead of the whole heap.

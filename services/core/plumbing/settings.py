@@ -219,10 +219,13 @@ class Settings(BaseSettings):
     )
 
     # performance (see bench/): verified API keys are cached in each API process for
-    # this long (a revoked key stops working within it); threads per API worker that run
-    # the (sync) endpoints: 0 keeps anyio's default of 40.
+    # this long (a revoked key stops working within it); threads per API process that run
+    # units of work on a database across the network, and the sync endpoints. A few keep
+    # the process busy while each waits out its round trips; anyio's default of 40 let
+    # every request of a burst hold a connection and queue for the GIL, the event loop
+    # among them.
     api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
-    api_threads: int = Field(0, ge=0, le=200)
+    api_threads: int = Field(4, ge=1, le=200)
 
     # privacyIDEA-compatible API (/validate/*, /auth): realm -> protected area, what a
     # user without a second factor gets, how long a JWT of /auth lives, the CORS origins

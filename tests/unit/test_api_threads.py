@@ -1,0 +1,58 @@
+"""An API process runs at most ``TWOFA_API_THREADS`` units of work in threads at once: on a
+database across the network each holds a pooled connection, and the rest of a burst waits
+on the event loop instead of queueing for the GIL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from fastapi.concurrency import run_in_threadpool
+
+from services.api.app import create_app
+from services.core.bootstrap import build_context
+from services.core.plumbing.messaging.publisher import RecordingPublisher
+from services.core.plumbing.settings import Settings
+
+
+def _settings(tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(env="test", var_dir=tmp_path / "var",  # type: ignore[arg-type]
+                    database_url=f"sqlite:///{tmp_path / 'twofa.db'}",
+                    encryption_keys=Fernet.generate_key().decode(), **overrides)
+
+
+def _most_at_once(settings: Settings, burst: int) -> int:
+    ctx = build_context(settings, publisher=RecordingPublisher(), background=False)
+    app = create_app(ctx=ctx)
+    guard, running, most = threading.Lock(), [0], [0]
+
+    def unit_of_work() -> None:
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with guard:
+            running[0] -= 1
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            await asyncio.gather(*(run_in_threadpool(unit_of_work) for _ in range(burst)))
+
+    try:
+        asyncio.run(serve())
+    finally:
+        ctx.engine.dispose()
+    return most[0]
+
+
+def test_a_burst_runs_four_units_of_work_at_once_by_default(tmp_path: Path) -> None:
+    assert Settings.model_fields["api_threads"].default == 4
+    assert _most_at_once(_settings(tmp_path), burst=12) == 4
+
+
+def test_the_setting_bounds_the_threads(tmp_path: Path) -> None:
+    assert _most_at_once(_settings(tmp_path, api_threads=2), burst=12) == 2
+    assert _most_at_once(_settings(tmp_path, api_threads=12), burst=12) == 12

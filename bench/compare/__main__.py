@@ -38,9 +38,12 @@ ROOT = BENCH.parent
 CACHE = BENCH / ".cache"
 
 PROFILES = {
-    "quick": dict(duration=10, warmup=2, reps=1, pi_users=3000, twofa_users=20000, big=1_000_000, pg=True),
-    "smoke": dict(duration=3, warmup=1, reps=1, pi_users=3000, twofa_users=5000, big=20_000, pg=True),
-    "full": dict(duration=20, warmup=3, reps=2, pi_users=3000, twofa_users=40000, big=1_000_000, pg=True),
+    "quick": dict(duration=10, warmup=2, reps=1, pi_users=3000, twofa_users=20000, big=1_000_000, pg=True,
+                  pg_pairs=2),
+    "smoke": dict(duration=3, warmup=1, reps=1, pi_users=3000, twofa_users=20000, big=20_000, pg=True,
+                  pg_pairs=1),
+    "full": dict(duration=20, warmup=3, reps=2, pi_users=3000, twofa_users=40000, big=1_000_000, pg=True,
+                 pg_pairs=3),
 }
 
 
@@ -197,7 +200,11 @@ def growth(cfg: dict[str, object], procs: Procs, work: Path) -> dict[str, object
     return out
 
 
-def postgres(cfg: dict[str, object], procs: Procs, work: Path) -> dict[str, object]:
+def postgres(cfg: dict[str, object], procs: Procs, work: Path, sqlite: TwofaStack,
+             sqlite_tokens: Path) -> dict[str, object]:
+    """The PostgreSQL stack at c=1, 8 and 32, then c=8 on each database in turn (``pairs``),
+    the SQLite stack started again beside it: the goal compares the two, and on a machine
+    whose speed moves within minutes only runs taken in turn compare."""
     db = "bench"
     base = "postgresql+psycopg://postgres@127.0.0.1:5432"
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], check=True, capture_output=True)
@@ -212,9 +219,22 @@ def postgres(cfg: dict[str, object], procs: Procs, work: Path) -> dict[str, obje
     try:
         runs = [load("twofa-pi", tw.url, procs, tokens=tokens, state=pdir / "state", concurrency=c,
                      duration=cfg["duration"], warmup=cfg["warmup"]) for c in (1, 8, 32)]  # type: ignore[arg-type]
-        return {"runs": runs, "audit": drain(tw, timeout=60, settle=1.0), "rss": procs.rss_mb("pg-api")}
+        audit, rss = drain(tw, timeout=60, settle=1.0), procs.rss_mb("pg-api")
+        sqlite.start()
+        sides = {"postgresql": (tw, tokens, pdir / "state"),
+                 "sqlite": (sqlite, sqlite_tokens, work / "twofa.state")}
+        pairs = []
+        for rep in range(int(cfg["pg_pairs"])):  # type: ignore[call-overload]
+            for db in ("sqlite", "postgresql") if rep % 2 == 0 else ("postgresql", "sqlite"):
+                stack, db_tokens, state = sides[db]
+                r = load("twofa-pi", stack.url, procs, tokens=db_tokens, state=state, concurrency=8,
+                         duration=cfg["duration"], warmup=cfg["warmup"])  # type: ignore[arg-type]
+                r.update(db=db, rep=rep)
+                pairs.append(r)
+        return {"runs": runs, "pairs": pairs, "audit": audit, "rss": rss}
     finally:
         tw.stop()
+        sqlite.stop()
 
 
 def breakdown(timeout: float) -> dict[str, float] | str:
@@ -303,7 +323,7 @@ def main() -> int:
             results["growth"] = growth(cfg, procs, work)
         if "pg" not in skip:
             print("twofa on PostgreSQL", flush=True)
-            results["pg"] = postgres(cfg, procs, work)
+            results["pg"] = postgres(cfg, procs, work, tw, tw_tokens)
         if "siblings" not in skip:
             results["siblings"] = sibling_benches(timeout=300)
     finally:

@@ -8,19 +8,13 @@ import asyncio
 import threading
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from fastapi.concurrency import run_in_threadpool
 
 from services.api.app import create_app
 from services.core.bootstrap import build_context
 from services.core.plumbing.messaging.publisher import RecordingPublisher
 from services.core.plumbing.settings import Settings
-
-
-def _settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(env="test", var_dir=tmp_path / "var",  # type: ignore[arg-type]
-                    database_url=f"sqlite:///{tmp_path / 'twofa.db'}",
-                    encryption_keys=Fernet.generate_key().decode(), **overrides)
+from tests.conftest import make_settings
 
 
 def _most_at_once(settings: Settings, burst: int, bound: int) -> int:
@@ -50,11 +44,12 @@ def _most_at_once(settings: Settings, burst: int, bound: int) -> int:
     return most[0]
 
 
-def test_a_burst_runs_four_units_of_work_at_once_by_default(tmp_path: Path) -> None:
+def test_a_burst_runs_four_units_of_work_at_once_by_default(settings: Settings) -> None:
     assert Settings.model_fields["api_threads"].default == 4
-    assert _most_at_once(_settings(tmp_path), burst=12, bound=4) == 4
+    assert _most_at_once(settings, burst=12, bound=4) == 4
 
 
-def test_the_setting_bounds_the_threads(tmp_path: Path) -> None:
-    assert _most_at_once(_settings(tmp_path, api_threads=2), burst=12, bound=2) == 2
-    assert _most_at_once(_settings(tmp_path, api_threads=12), burst=12, bound=12) == 12
+def test_the_setting_bounds_the_threads(tmp_path: Path, database_url: str) -> None:
+    for threads in (2, 12):
+        settings = make_settings(tmp_path, database_url, api_threads=threads)
+        assert _most_at_once(settings, burst=12, bound=threads) == threads

@@ -22,6 +22,13 @@ RESULTS = {
 }
 
 
+def _page(results: dict[str, object]) -> str:
+    return render({**results, "machine": {"nproc": "2", "cpu": "x", "memory": "1 GiB", "kernel": "k",
+                                          "python": "3.11", "load_before": "0"},
+                   "cfg": {"duration": 1, "warmup": 1, "reps": 1, "pi_users": 1, "twofa_users": 1},
+                   "profile": "smoke", "command": "python -m bench.compare --smoke"})
+
+
 def test_each_goal_is_judged_on_its_own_figure():
     lines = "\n".join(goals(RESULTS))
     assert "identical requests at c=8: 20.00× privacyIDEA's logins/s (goal ≥ 25×): **missed**" in lines
@@ -34,10 +41,7 @@ def test_each_goal_is_judged_on_its_own_figure():
 
 
 def test_the_native_rows_are_shown_apart():
-    page = render({**RESULTS, "machine": {"nproc": "2", "cpu": "x", "memory": "1 GiB", "kernel": "k",
-                                          "python": "3.11", "load_before": "0"},
-                   "cfg": {"duration": 1, "warmup": 1, "reps": 1, "pi_users": 1, "twofa_users": 1},
-                   "profile": "smoke", "command": "python -m bench.compare --smoke"})
+    page = _page(RESULTS)
     assert "| 8 | 1 | 9,000.0 |" in page and "| 8 | 2 | 9,000.0 |" in page
     assert "| 8 | 30.0 | 1.0 | 5.0 | 600.0 | 1.0 | 25.0 | **20.00×** |" in page
 
@@ -50,8 +54,5 @@ def test_postgresql_is_judged_on_the_runs_taken_in_turn_when_there_are_some():
     lines = "\n".join(goals(results))
     assert ("PostgreSQL at c=8: 0.65× twofa's SQLite logins/s (2 pair(s) of runs, each database in turn) "
             "(goal ≥ 0.8×): **missed**") in lines
-    page = render({**results, "machine": {"nproc": "2", "cpu": "x", "memory": "1 GiB", "kernel": "k",
-                                          "python": "3.11", "load_before": "0"},
-                   "cfg": {"duration": 1, "warmup": 1, "reps": 1, "pi_users": 1, "twofa_users": 1},
-                   "profile": "smoke", "command": "python -m bench.compare --smoke"})
+    page = _page(results)
     assert "| 2 | postgresql | 450.0 | 1.00 | 5.00 | 0 |" in page

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import queue
 import threading
@@ -31,7 +32,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -86,12 +87,37 @@ def affected_rows(session: Session, statement: Executable) -> int:
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
+# How a SQLite commit reaches the disk, named in the database URL (``?synchronous=full``)
+# as PostgreSQL's ``synchronous_commit`` is (``?options=-c synchronous_commit=off``), so
+# that every process that opens the database commits the same way.
+#
+# normal: the log is flushed at each checkpoint (the relay's, every fraction of a second),
+#   not at each commit. A committed change survives a crash of any process; after a power
+#   loss or an OS crash the last commits before it can be gone, the database intact.
+# full: every commit is flushed before it returns, as PostgreSQL does by default.
+SQLITE_SYNCHRONOUS = ("normal", "full")
+
+
+def sqlite_synchronous(url: str) -> str:
+    """The level a SQLite URL names, ``normal`` when it names none."""
+    value = make_url(url).query.get("synchronous", "normal")
+    if not isinstance(value, str) or value.lower() not in SQLITE_SYNCHRONOUS:
+        raise ValueError(
+            f"the database URL asks for synchronous={value!r}: SQLite's must be one of "
+            f"{', '.join(SQLITE_SYNCHRONOUS)}"
+        )
+    return value.lower()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        synchronous = sqlite_synchronous(url)
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+            make_url(url).difference_update_query(["synchronous"]),
+            connect_args={"timeout": 30, "check_same_thread": False},
+            **kwargs,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, synchronous))
         _WriterQueue(_lock_path(engine)).install(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -148,13 +174,13 @@ def _lock_path(engine: Engine) -> str | None:
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_conn: Any, _record: Any) -> None:
     # The API, the relay and every worker are separate processes on one file: WAL lets
     # readers run beside the single writer, busy_timeout waits instead of failing.
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see below
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
     # The relay checkpoints the log (plumbing.wal); a commit does only if none has run for
     # this many pages.
     cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")

@@ -251,6 +251,18 @@ class Settings(BaseSettings):
     audit_redispatch_after_seconds: float = Field(30.0, ge=5, le=3600)
     redispatch_batch_size: int = Field(200, ge=1, le=5000)
 
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_level_is_known(cls, value: str) -> str:
+        if value.startswith("sqlite"):
+            from services.core.plumbing.db import sqlite_synchronous
+
+            try:
+                sqlite_synchronous(value)
+            except ValueError as exc:
+                raise ValueError(f"TWOFA_DATABASE_URL: {exc}") from None
+        return value
+
     @field_validator("areas")
     @classmethod
     def _areas_are_slugs(cls, value: str) -> str:

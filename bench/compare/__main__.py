@@ -204,7 +204,9 @@ def postgres(cfg: dict[str, object], procs: Procs, work: Path, sqlite: TwofaStac
              sqlite_tokens: Path) -> dict[str, object]:
     """The PostgreSQL stack at c=1, 8 and 32, then c=8 on each database in turn (``pairs``),
     the SQLite stack started again beside it: the goal compares the two, and on a machine
-    whose speed moves within minutes only runs taken in turn compare."""
+    whose speed moves within minutes only runs taken in turn compare. A third stack takes
+    its turn too: SQLite flushing every commit (``?synchronous=full``), the durability
+    PostgreSQL gives by default, so that the report can also compare like with like."""
     db = "bench"
     base = "postgresql+psycopg://postgres@127.0.0.1:5432"
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], check=True, capture_output=True)
@@ -216,16 +218,28 @@ def postgres(cfg: dict[str, object], procs: Procs, work: Path, sqlite: TwofaStac
     tokens = pdir / "tokens.json"
     tokens.write_text(json.dumps(tw.seed(int(cfg["twofa_users"]))))  # type: ignore[call-overload]
     tw.start()
+    stacks = [tw, sqlite]
     try:
         runs = [load("twofa-pi", tw.url, procs, tokens=tokens, state=pdir / "state", concurrency=c,
                      duration=cfg["duration"], warmup=cfg["warmup"]) for c in (1, 8, 32)]  # type: ignore[arg-type]
         audit, rss = drain(tw, timeout=60, settle=1.0), procs.rss_mb("pg-api")
+        fdir = work / "sqlite-full"
+        fdir.mkdir()
+        flushed = TwofaStack(fdir, procs, database_url=f"sqlite:///{fdir / 'twofa.db'}?synchronous=full",
+                             tag="sqlitefull")
+        stacks.append(flushed)
+        flushed.migrate()
+        flushed_tokens = fdir / "tokens.json"
+        flushed_tokens.write_text(json.dumps(flushed.seed(int(cfg["twofa_users"]))))  # type: ignore[call-overload]
         sqlite.start()
-        sides = {"postgresql": (tw, tokens, pdir / "state"),
-                 "sqlite": (sqlite, sqlite_tokens, work / "twofa.state")}
+        flushed.start()
+        sides = {"sqlite": (sqlite, sqlite_tokens, work / "twofa.state"),
+                 "postgresql": (tw, tokens, pdir / "state"),
+                 "sqlite-full": (flushed, flushed_tokens, fdir / "state")}
+        order = list(sides)
         pairs = []
         for rep in range(int(cfg["pg_pairs"])):  # type: ignore[call-overload]
-            for db in ("sqlite", "postgresql") if rep % 2 == 0 else ("postgresql", "sqlite"):
+            for db in order if rep % 2 == 0 else order[::-1]:
                 stack, db_tokens, state = sides[db]
                 r = load("twofa-pi", stack.url, procs, tokens=db_tokens, state=state, concurrency=8,
                          duration=cfg["duration"], warmup=cfg["warmup"])  # type: ignore[arg-type]
@@ -233,8 +247,8 @@ def postgres(cfg: dict[str, object], procs: Procs, work: Path, sqlite: TwofaStac
                 pairs.append(r)
         return {"runs": runs, "pairs": pairs, "audit": audit, "rss": rss}
     finally:
-        tw.stop()
-        sqlite.stop()
+        for stack in stacks:
+            stack.stop()
 
 
 def breakdown(timeout: float) -> dict[str, float] | str:

@@ -40,7 +40,8 @@ WORKERS = {"sms": ("threads", "8"), "push": ("threads", "8"), "expiry": ("solo",
 
 
 class TwofaStack:
-    def __init__(self, work: Path, procs: Procs, database_url: str | None = None) -> None:
+    def __init__(self, work: Path, procs: Procs, database_url: str | None = None,
+                 tag: str | None = None) -> None:
         self.work = work
         self.procs = procs
         self.var = work / "var"
@@ -51,7 +52,8 @@ class TwofaStack:
         self.broker: EmbeddedBroker | None = None
         self.url = ""
         self.api_key = ""
-        self.tag = "pg" if self.database_url.startswith("postgresql") else "sqlite"
+        # Names this stack's processes; two stacks that run at once need two tags.
+        self.tag = tag or ("pg" if self.database_url.startswith("postgresql") else "sqlite")
 
     # -- seeding ----------------------------------------------------------------------
     def migrate(self) -> None:

@@ -52,7 +52,8 @@ class TwofaStack:
         self.broker: EmbeddedBroker | None = None
         self.url = ""
         self.api_key = ""
-        # Names this stack's processes; two stacks that run at once need two tags.
+        # Names this stack's processes (``stop`` finds them by "<tag>-"): two stacks that run at
+        # once need tags of which neither begins with the other's and a dash.
         self.tag = tag or ("pg" if self.database_url.startswith("postgresql") else "sqlite")
 
     # -- seeding ----------------------------------------------------------------------

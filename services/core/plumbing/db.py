@@ -32,7 +32,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -98,7 +98,7 @@ def affected_rows(session: Session, statement: Executable) -> int:
 SQLITE_SYNCHRONOUS = ("normal", "full")
 
 
-def sqlite_synchronous(url: str) -> str:
+def sqlite_synchronous(url: str | URL) -> str:
     """The level a SQLite URL names, ``normal`` when it names none."""
     value = make_url(url).query.get("synchronous", "normal")
     if not isinstance(value, str) or value.lower() not in SQLITE_SYNCHRONOUS:
@@ -111,9 +111,10 @@ def sqlite_synchronous(url: str) -> str:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        synchronous = sqlite_synchronous(url)
+        parsed = make_url(url)
+        synchronous = sqlite_synchronous(parsed)
         engine = create_engine(
-            make_url(url).difference_update_query(["synchronous"]),
+            parsed.difference_update_query(["synchronous"]),
             connect_args={"timeout": 30, "check_same_thread": False},
             **kwargs,
         )
